@@ -1,0 +1,212 @@
+"""Config -> `swift` argv. Pure functions: no files, no processes, no imports of swift.
+
+Config keys are named as the flags of ms-swift 4 (`tuner_type`, `learning_rate`, ...); the one
+place that adapts them to an older installed ms-swift is `RENAMED_IN_3X` below.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# ms-swift 4.0 renamed these flags; the config uses the new names and 3.x gets the old ones.
+RENAMED_IN_3X = {"tuner_type": "train_type"}
+
+# data keys that are swiftops' own, not `swift sft` flags
+DATA_KEYS_NOT_FLAGS = frozenset({"test_dataset"})
+
+Version = tuple[int, ...]
+
+
+@functools.cache
+def installed_swift_version() -> Version | None:
+    """The installed ms-swift version, read from package metadata (no import of swift)."""
+    try:
+        return parse_version(importlib.metadata.version("ms-swift"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def parse_version(text: str) -> Version:
+    """'4.6.0' -> (4, 6, 0); a pre-release tail ('4.1.0rc1') is dropped."""
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = re.match(r"\d+", piece)
+        if not digits:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts)
+
+
+def flag_name(key: str, version: Version | None) -> str:
+    """The flag a config key becomes under the given ms-swift version."""
+    if version is not None and version < (4,):
+        return RENAMED_IN_3X.get(key, key)
+    return key
+
+
+def format_value(value: Any) -> str:
+    """One flag value as swift's argument parser reads it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def flags_to_argv(flags: Mapping[str, Any], version: Version | None = None) -> list[str]:
+    """{key: value} -> ['--key', 'value', ...]. None and [] leave the flag out; a list
+    becomes several values after one flag (`--dataset a b`), as swift expects."""
+    argv: list[str] = []
+    for key, value in flags.items():
+        if value is None or (isinstance(value, list | tuple) and not value):
+            continue
+        argv.append(f"--{flag_name(key, version)}")
+        if isinstance(value, list | tuple):
+            argv.extend(format_value(v) for v in value)
+        else:
+            argv.append(format_value(value))
+    return argv
+
+
+def _ordered_merge(*sections: Mapping[str, Any]) -> dict[str, Any]:
+    """Later sections override earlier keys in place, so a flag appears once, where it first did."""
+    merged: dict[str, Any] = {}
+    for section in sections:
+        merged.update(section)
+    return merged
+
+
+def model_flags(model: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "model": model["id"],
+        "model_type": model.get("model_type"),
+        "template": model.get("template"),
+        "torch_dtype": model.get("torch_dtype"),
+    }
+
+
+def data_flags(data: Mapping[str, Any]) -> dict[str, Any]:
+    flags = {k: v for k, v in data.items() if k not in DATA_KEYS_NOT_FLAGS}
+    if flags.get("val_dataset"):
+        # swift ignores the ratio when a validation set is given; leaving it out avoids a mixed message
+        flags.pop("split_dataset_ratio", None)
+    return flags
+
+
+def sft_flags(cfg: Mapping[str, Any], output_dir: str) -> dict[str, Any]:
+    """All `swift sft` flags of a resolved config, in the order they are written."""
+    return _ordered_merge(
+        model_flags(cfg["model"]),
+        data_flags(cfg["data"]),
+        cfg["train"],
+        cfg["runtime"].get("flags") or {},
+        {"output_dir": output_dir},
+        cfg.get("args") or {},
+    )
+
+
+def build_sft_argv(
+    cfg: Mapping[str, Any], output_dir: str, swift_bin: str = "swift", version: Version | None = None
+) -> list[str]:
+    """The `swift sft` command of a resolved config (a plain dict, interpolations resolved).
+
+    Args:
+        cfg: the job's config as a dict with model, data, train, runtime and args sections.
+        output_dir: where swift writes its vN-timestamp run folder.
+        swift_bin: the swift executable.
+        version: the installed ms-swift version, for flag renames (None = current names).
+    """
+    return [swift_bin, "sft", *flags_to_argv(sft_flags(cfg, output_dir), version)]
+
+
+def build_infer_argv(
+    cfg: Mapping[str, Any],
+    *,
+    test_dataset: str,
+    result_path: str,
+    adapters: str | None = None,
+    swift_bin: str = "swift",
+    max_new_tokens: int = 256,
+    extra: Mapping[str, Any] | None = None,
+    version: Version | None = None,
+) -> list[str]:
+    """`swift infer` of a checkpoint (adapters) or, without one, of the base model itself.
+
+    With adapters, swift reads the base model, its type and template from the checkpoint's
+    args.json; without, they come from the model section.
+    """
+    source = {"adapters": adapters} if adapters else model_flags(cfg["model"])
+    runtime = {k: v for k, v in (cfg["runtime"].get("flags") or {}).items() if k in INFER_RUNTIME_FLAGS}
+    flags = _ordered_merge(
+        source,
+        {
+            "val_dataset": test_dataset,
+            "max_new_tokens": max_new_tokens,
+            "temperature": 0,  # greedy: the score of a checkpoint must not depend on sampling
+            "stream": False,
+            "max_batch_size": 8,
+            "result_path": result_path,
+        },
+        runtime,
+        extra or {},
+    )
+    return [swift_bin, "infer", *flags_to_argv(flags, version)]
+
+
+def build_export_argv(
+    *,
+    adapters: str,
+    output_dir: str,
+    swift_bin: str = "swift",
+    extra: Mapping[str, Any] | None = None,
+    version: Version | None = None,
+) -> list[str]:
+    """`swift export --merge_lora true` of a checkpoint into output_dir; safe to re-run."""
+    flags = _ordered_merge(
+        {"adapters": adapters, "merge_lora": True, "output_dir": output_dir, "exist_ok": True},
+        extra or {},
+    )
+    return [swift_bin, "export", *flags_to_argv(flags, version)]
+
+
+# runtime flags that `swift infer` accepts too (the rest are training-only)
+INFER_RUNTIME_FLAGS = frozenset({"check_model"})
+
+
+def swift_env(cfg: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+    """The swift process's environment: the current one plus the runtime's env section."""
+    env = dict(base)
+    for key, value in (cfg["runtime"].get("env") or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[str(key)] = format_value(value)
+    return env
+
+
+def run_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The knobs a person compares runs by, under their short names, read from the train
+    flags they feed (so `train.learning_rate=...` counts as well as `lr=...`), plus the
+    model, the data and any pass-through flag. Stored in run.json as `params`."""
+    params: dict[str, Any] = {short: cfg["train"].get(flag) for short, flag in SHORT_KEYS.items()}
+    params["model"] = cfg["model"]["id"]
+    params["dataset"] = list(cfg["data"].get("dataset") or [])
+    params["system"] = cfg["data"].get("system")
+    for key, value in (cfg.get("args") or {}).items():
+        params[f"args.{key}"] = value
+    return params
+
+
+# short top-level keys and the train flag each one feeds
+SHORT_KEYS = {
+    "lr": "learning_rate",
+    "lora_rank": "lora_rank",
+    "lora_alpha": "lora_alpha",
+    "epochs": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size",
+    "grad_accum": "gradient_accumulation_steps",
+    "max_length": "max_length",
+    "eval_steps": "eval_steps",
+}

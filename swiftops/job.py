@@ -1,0 +1,139 @@
+"""One job from top to bottom: resolved config -> swift sft -> run.json with its diagnosis.
+
+Called by the Hydra app for each job of a run or sweep; usable without Hydra (tests,
+notebooks) with a plain config dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swiftops.command import build_sft_argv, installed_swift_version, run_params, swift_env
+from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, write_record
+from swiftops.runner import Progress, finish_record, run_swift, start_record
+
+log = logging.getLogger("swiftops")
+
+
+@dataclass
+class JobContext:
+    """Where a job lives and how it was asked for."""
+
+    job_dir: Path
+    overrides: list[str] = field(default_factory=list)
+    sweep_dir: Path | None = None
+    job_num: int | None = None
+    swift_bin: str = "swift"
+    progress: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"job {self.job_num}" if self.job_num is not None else "job"
+
+
+def job_env_changes(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The variables the runtime section sets (shown in command.sh)."""
+    return {k: v for k, v in swift_env(cfg, {}).items()}
+
+
+def new_record(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
+    output_dir = ctx.job_dir / "output"
+    argv = build_sft_argv(cfg, str(output_dir), ctx.swift_bin, installed_swift_version())
+    return RunRecord(
+        status="running",
+        job_dir=str(ctx.job_dir),
+        argv=argv,
+        overrides=list(ctx.overrides),
+        params=run_params(cfg),
+        output_dir=str(output_dir),
+        log_path=str(ctx.job_dir / "swift.log"),
+        sweep_dir=str(ctx.sweep_dir) if ctx.sweep_dir else None,
+        job_num=ctx.job_num,
+    )
+
+
+def skipped_record(cfg: Mapping[str, Any], ctx: JobContext, why: str) -> RunRecord:
+    """A job that never started (the sweep was interrupted before it): recorded all the same,
+    so the sweep's table and report account for every job."""
+    record = new_record(cfg, ctx)
+    record.status, record.error = INTERRUPTED, why
+    record.stages["sft"] = {"status": "skipped", "reason": why}
+    write_record(record)
+    return record
+
+
+def diagnose_record(record: RunRecord, cfg: Mapping[str, Any]) -> RunRecord:
+    """Read the run's curves and attach checkpoints, verdict and diagnosis. A run whose
+    curves can't be read still gets a verdict from its exit status."""
+    from swiftops.curves import Curves, NoRunFound, read_curves
+    from swiftops.diagnosis import ClassifySettings, diagnose
+
+    try:
+        curves = read_curves(record.run_dir) if record.run_dir else None
+    except (NoRunFound, OSError, ValueError) as exc:
+        log.warning("could not read the curves of %s: %s", record.run_dir, exc)
+        curves = None
+    if curves is None:
+        curves = Curves(
+            run_dir=None,
+            scalars={},
+            best_checkpoint=None,
+            last_checkpoint=None,
+            source="none",
+            warnings=["swift wrote no run folder"],
+        )
+    record.best_checkpoint = curves.best_checkpoint
+    record.last_checkpoint = curves.last_checkpoint
+    settings = ClassifySettings(**(cfg.get("classify") or {}))
+    diagnosis = diagnose(curves, settings, exit_code=record.exit_code, params=record.params)
+    record.verdict = diagnosis.verdict
+    record.diagnosis = diagnosis.to_dict()
+    return record
+
+
+def run_sft(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
+    """Train one job with `swift sft` and record it. Never raises for swift's failures."""
+    record = new_record(cfg, ctx)
+    env_changes = job_env_changes(cfg)
+    start_record(record, env_changes)
+    log.info("launching swift sft in %s", ctx.job_dir)
+    progress = Progress(ctx.label, Path(record.output_dir)) if ctx.progress else None
+    outcome = run_swift(
+        record.argv,
+        env=swift_env(cfg, os.environ),
+        log_path=Path(record.log_path),
+        cwd=ctx.job_dir,
+        progress=progress,
+    )
+    finish_record(record, outcome, Path(record.output_dir))
+    try:
+        diagnose_record(record, cfg)
+    except Exception as exc:  # a diagnosis bug must not lose the run's record
+        log.exception("diagnosis failed for %s", ctx.job_dir)
+        record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}
+    record.stages["sft"] = {
+        "status": record.status,
+        "exit_code": record.exit_code,
+        "run_dir": record.run_dir,
+        "duration_s": record.duration_s,
+    }
+    write_record(record)
+    log.info(
+        "swift sft %s in %s (exit %s, %.1f s)%s",
+        record.status,
+        ctx.job_dir,
+        record.exit_code,
+        record.duration_s or 0.0,
+        f": {record.verdict}" if record.verdict else "",
+    )
+    return record
+
+
+def outcome_exit_status(record: RunRecord) -> int:
+    """0 when the job completed, 1 when it failed, 130 when interrupted (as a shell would)."""
+    return {COMPLETED: 0, FAILED: 1, INTERRUPTED: 130}.get(record.status, 1)

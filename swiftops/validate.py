@@ -1,0 +1,130 @@
+"""Check a resolved config before anything runs: every problem named with its value and
+what would be valid, all at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from swiftops.command import SHORT_KEYS
+
+STAGES = ("sft", "infer", "export")
+CHECKPOINT_CHOICES = ("best", "last")
+# file endings swift reads as local datasets; anything else without a path prefix is a hub id
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".parquet", ".tsv")
+
+
+class ConfigError(ValueError):
+    """A config that can't run. The message lists every problem found."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"swiftops: the config can't run ({len(problems)} problem(s)):\n{lines}")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _name(short: str) -> str:
+    return f"{short} (train.{SHORT_KEYS[short]})" if SHORT_KEYS.get(short, short) != short else short
+
+
+def check_positive(problems: list[str], short: str, value: Any, *, integer: bool = False) -> None:
+    number = _number(value)
+    kind = "an integer >= 1" if integer else "a number > 0"
+    if number is None or (integer and number != int(number)):
+        problems.append(f"{_name(short)} = {value!r} is not a number; use {kind}, e.g. {short}=8")
+    elif (integer and number < 1) or number <= 0:
+        problems.append(f"{_name(short)} = {value!r} is out of range; use {kind}")
+
+
+def looks_like_local_path(entry: str) -> bool:
+    """A dataset or model entry that names a local path rather than a hub id."""
+    entry = strip_sampling(entry)
+    return entry.startswith(("/", "./", "../", "~")) or entry.lower().endswith(DATA_FILE_SUFFIXES)
+
+
+def strip_sampling(entry: str) -> str:
+    """'org/set#500' -> 'org/set' (swift's sampling suffix)."""
+    return re.sub(r"#\d+$", "", str(entry))
+
+
+def validate_config(cfg: Mapping[str, Any], path_exists: Callable[[str], bool] = os.path.exists) -> list[str]:
+    """Every problem of a resolved config (a plain dict), as sentences. Empty = runnable."""
+    problems: list[str] = []
+    train = cfg["train"]
+    check_positive(problems, "lr", train.get("learning_rate"))
+    check_positive(problems, "epochs", train.get("num_train_epochs"))
+    if train.get("tuner_type", "lora") == "lora":
+        check_positive(problems, "lora_rank", train.get("lora_rank"), integer=True)
+        check_positive(problems, "lora_alpha", train.get("lora_alpha"))
+    for short in ("batch_size", "grad_accum", "eval_steps", "max_length"):
+        value = train.get(SHORT_KEYS[short])
+        if value is not None:
+            check_positive(problems, short, value, integer=True)
+
+    data = cfg["data"]
+    datasets = list(data.get("dataset") or [])
+    if not datasets:
+        problems.append("data.dataset is empty; give at least one local .jsonl file or hub id")
+    ratio = data.get("split_dataset_ratio")
+    if ratio is not None and (_number(ratio) is None or not 0 <= float(ratio) < 1):
+        problems.append(f"data.split_dataset_ratio = {ratio!r}; use a share in [0, 1), e.g. 0.1")
+    for key in ("dataset", "val_dataset"):
+        for entry in data.get(key) or []:
+            if looks_like_local_path(entry) and not path_exists(os.path.expanduser(strip_sampling(entry))):
+                problems.append(f"data.{key}: {entry!r} does not exist; give an existing file or a hub id")
+
+    model_id = str(cfg["model"].get("id"))
+    if model_id.startswith(("/", "./", "../", "~")) and not path_exists(os.path.expanduser(model_id)):
+        problems.append(f"model.id = {model_id!r} does not exist; give a model folder or a hub id")
+
+    stages = list(cfg.get("stages") or [])
+    unknown = [s for s in stages if s not in STAGES]
+    if not stages or unknown:
+        problems.append(f"stages = {stages!r}; use a non-empty subset of {list(STAGES)}, in that order")
+    elif stages != sorted(stages, key=STAGES.index) or len(set(stages)) != len(stages):
+        problems.append(f"stages = {stages!r} is out of order; use the order {list(STAGES)}")
+    if "infer" in stages:
+        test = data.get("test_dataset")
+        if not test:
+            problems.append("stages includes infer but data.test_dataset is null; set it to a .jsonl file")
+        elif looks_like_local_path(test) and not path_exists(os.path.expanduser(test)):
+            problems.append(f"data.test_dataset = {test!r} does not exist; the infer stage needs it")
+    if "sft" not in stages and set(stages) & {"infer", "export"} and not cfg.get("run"):
+        problems.append("stages without sft need run=PATH: the job or run folder to take checkpoints from")
+    run = cfg.get("run")
+    if run and not path_exists(os.path.expanduser(str(run))):
+        problems.append(f"run = {run!r} does not exist; give a job folder or a swift run folder")
+    ckpt = cfg.get("ckpt")
+    if ckpt not in CHECKPOINT_CHOICES and not path_exists(os.path.expanduser(str(ckpt))):
+        problems.append(f"ckpt = {ckpt!r}; use best, last, or an existing checkpoint folder")
+    return problems
+
+
+def find_swift(swift_bin: str | None) -> str | None:
+    """The swift executable: the given one, else the one installed beside this Python
+    (a venv that isn't activated), else `swift` on PATH."""
+    if swift_bin:
+        return shutil.which(swift_bin)
+    beside = Path(sys.executable).parent / "swift"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("swift")
+
+
+SWIFT_MISSING = (
+    "swift (ms-swift) is not installed: `pip install torch==2.13.0` first (CPU wheel), "
+    "then `pip install ms-swift`, or set swift_bin=/path/to/swift"
+)

@@ -1,0 +1,262 @@
+"""config -> swift argv: exact lists, version renames, pass-through flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from swiftops.command import (
+    build_export_argv,
+    build_infer_argv,
+    build_sft_argv,
+    flag_name,
+    flags_to_argv,
+    parse_version,
+    run_params,
+)
+
+# The self-cognition walkthrough of ms-swift's README (4.x flag names), flag by flag.
+WALKTHROUGH_7B = {
+    "model": ["Qwen/Qwen2.5-7B-Instruct"],
+    "tuner_type": ["lora"],
+    "dataset": [
+        "AI-ModelScope/alpaca-gpt4-data-zh#500",
+        "AI-ModelScope/alpaca-gpt4-data-en#500",
+        "swift/self-cognition#500",
+    ],
+    "torch_dtype": ["bfloat16"],
+    "num_train_epochs": ["1"],
+    "per_device_train_batch_size": ["1"],
+    "per_device_eval_batch_size": ["1"],
+    "learning_rate": ["0.0001"],
+    "lora_rank": ["8"],
+    "lora_alpha": ["32"],
+    "target_modules": ["all-linear"],
+    "gradient_accumulation_steps": ["16"],
+    "eval_steps": ["50"],
+    "save_steps": ["50"],
+    "save_total_limit": ["2"],
+    "logging_steps": ["5"],
+    "max_length": ["2048"],
+    "output_dir": ["output"],
+    "system": ["You are a helpful assistant."],
+    "warmup_ratio": ["0.05"],
+    "dataloader_num_workers": ["4"],
+    "model_author": ["swift"],
+    "model_name": ["swift-robot"],
+}
+
+
+def argv_to_flags(argv: list[str]) -> dict[str, list[str]]:
+    flags: dict[str, list[str]] = {}
+    current = None
+    for token in argv[2:]:
+        if token.startswith("--"):
+            current = token[2:]
+            assert current not in flags, f"flag {token} given twice"
+            flags[current] = []
+        else:
+            flags[current].append(token)
+    return flags
+
+
+def test_walkthrough_7b_self_cognition_command_is_reproduced(composed):
+    cfg = composed(["model=qwen2_5_7b", "data=mixed", "runtime=gpu", "lr=1e-4", "epochs=1"])
+    argv = build_sft_argv(cfg, "output", version=(4, 6, 0))
+    assert argv[:2] == ["swift", "sft"]
+    flags = argv_to_flags(argv)
+    for name, values in WALKTHROUGH_7B.items():
+        assert flags.get(name) == values, f"--{name}: {flags.get(name)} != walkthrough's {values}"
+    # what swiftops adds on purpose: evaluation on, NaN visible, TensorBoard for the diagnosis
+    assert flags["split_dataset_ratio"] == ["0.01"]
+    assert flags["logging_nan_inf_filter"] == ["false"]
+    assert flags["report_to"] == ["tensorboard"]
+
+
+def test_walkthrough_on_ms_swift_3_uses_train_type(composed):
+    cfg = composed(["model=qwen2_5_7b", "data=mixed", "runtime=gpu"])
+    flags = argv_to_flags(build_sft_argv(cfg, "output", version=(3, 12, 6)))
+    assert flags["train_type"] == ["lora"]
+    assert "tuner_type" not in flags
+
+
+def test_default_tiny_config_builds_exact_argv(composed):
+    from swiftops.tiny import tiny_assets
+
+    assets = tiny_assets()
+    cfg = composed([])
+    argv = build_sft_argv(cfg, "/jobs/0/output", swift_bin="/venv/bin/swift", version=(4, 6, 0))
+    assert argv == [
+        "/venv/bin/swift",
+        "sft",
+        "--model",
+        str(assets.model_dir),
+        "--model_type",
+        "qwen2",
+        "--template",
+        "qwen",
+        "--torch_dtype",
+        "float32",
+        "--dataset",
+        str(assets.demo_train),
+        "--split_dataset_ratio",
+        "0.1",
+        "--tuner_type",
+        "lora",
+        "--learning_rate",
+        "0.0001",
+        "--lora_rank",
+        "8",
+        "--lora_alpha",
+        "32",
+        "--target_modules",
+        "all-linear",
+        "--num_train_epochs",
+        "3",
+        "--per_device_train_batch_size",
+        "1",
+        "--per_device_eval_batch_size",
+        "1",
+        "--gradient_accumulation_steps",
+        "16",
+        "--eval_steps",
+        "50",
+        "--save_steps",
+        "50",
+        "--save_total_limit",
+        "2",
+        "--logging_steps",
+        "5",
+        "--max_length",
+        "2048",
+        "--warmup_ratio",
+        "0.05",
+        "--lr_scheduler_type",
+        "cosine",
+        "--seed",
+        "42",
+        "--logging_nan_inf_filter",
+        "false",
+        "--report_to",
+        "tensorboard",
+        "--fp16",
+        "false",
+        "--bf16",
+        "false",
+        "--check_model",
+        "false",
+        "--dataloader_num_workers",
+        "0",
+        "--gradient_checkpointing",
+        "false",
+        "--output_dir",
+        "/jobs/0/output",
+    ]
+
+
+def test_short_overrides_feed_their_flags(composed):
+    cfg = composed(["lr=5e-5", "lora_rank=4", "epochs=50", "batch_size=16", "grad_accum=1", "eval_steps=20"])
+    flags = argv_to_flags(build_sft_argv(cfg, "o"))
+    assert flags["learning_rate"] == ["5e-05"]
+    assert flags["lora_rank"] == ["4"]
+    assert flags["num_train_epochs"] == ["50"]
+    assert flags["per_device_train_batch_size"] == ["16"]
+    assert flags["per_device_eval_batch_size"] == ["16"]
+    assert flags["gradient_accumulation_steps"] == ["1"]
+    assert flags["eval_steps"] == ["20"] and flags["save_steps"] == ["20"]
+
+
+def test_pass_through_adds_new_flags_and_overrides_existing_ones_in_place(composed):
+    cfg = composed(["+args.lora_dropout=0.1", "+args.warmup_ratio=0.2", "+args.use_hf=true"])
+    argv = build_sft_argv(cfg, "o")
+    flags = argv_to_flags(argv)
+    assert flags["lora_dropout"] == ["0.1"]
+    assert flags["warmup_ratio"] == ["0.2"]  # once, with the pass-through's value
+    assert flags["use_hf"] == ["true"]
+    assert argv.index("--warmup_ratio") < argv.index("--output_dir")
+
+
+def test_null_leaves_a_flag_out_and_val_dataset_drops_the_ratio(composed):
+    cfg = composed(["model=qwen2_5_1_5b", "data=mixed", "data.val_dataset=[/data/val.jsonl]"])
+    flags = argv_to_flags(build_sft_argv(cfg, "o"))
+    assert "model_type" not in flags and "template" not in flags
+    assert flags["val_dataset"] == ["/data/val.jsonl"]
+    assert "split_dataset_ratio" not in flags
+
+
+@pytest.mark.parametrize(
+    ("text", "version"), [("4.6.0", (4, 6, 0)), ("3.12.6", (3, 12, 6)), ("4.1.0rc1", (4, 1, 0)), ("5", (5,))]
+)
+def test_parse_version(text, version):
+    assert parse_version(text) == version
+
+
+def test_flag_renames_follow_the_version():
+    assert flag_name("tuner_type", (4, 0, 0)) == "tuner_type"
+    assert flag_name("tuner_type", (3, 12, 6)) == "train_type"
+    assert flag_name("learning_rate", (3, 12, 6)) == "learning_rate"
+    assert flag_name("tuner_type", None) == "tuner_type"
+
+
+def test_flags_to_argv_formats_values():
+    assert flags_to_argv({"a": True, "b": False, "c": None, "d": [], "e": [1, "x"], "f": 1e-4}) == [
+        "--a",
+        "true",
+        "--b",
+        "false",
+        "--e",
+        "1",
+        "x",
+        "--f",
+        "0.0001",
+    ]
+
+
+def test_infer_argv_with_adapters_and_for_the_base_model(composed):
+    cfg = composed([])
+    tuned = build_infer_argv(cfg, test_dataset="t.jsonl", result_path="r.jsonl", adapters="/ck/checkpoint-6")
+    assert tuned == [
+        "swift",
+        "infer",
+        "--adapters",
+        "/ck/checkpoint-6",
+        "--val_dataset",
+        "t.jsonl",
+        "--max_new_tokens",
+        "256",
+        "--temperature",
+        "0",
+        "--stream",
+        "false",
+        "--max_batch_size",
+        "8",
+        "--result_path",
+        "r.jsonl",
+        "--check_model",
+        "false",
+    ]
+    base = build_infer_argv(cfg, test_dataset="t.jsonl", result_path="r.jsonl")
+    assert base[2:4] == ["--model", str(cfg["model"]["id"])]
+    assert argv_to_flags(base)["template"] == ["qwen"]
+
+
+def test_export_argv_merges_and_may_rerun():
+    assert build_export_argv(adapters="/ck/checkpoint-6", output_dir="/job/merged") == [
+        "swift",
+        "export",
+        "--adapters",
+        "/ck/checkpoint-6",
+        "--merge_lora",
+        "true",
+        "--output_dir",
+        "/job/merged",
+        "--exist_ok",
+        "true",
+    ]
+
+
+def test_run_params_read_the_train_flags(composed):
+    params = run_params(composed(["train.learning_rate=3e-4", "lora_rank=4", "+args.lora_dropout=0.2"]))
+    assert params["lr"] == 3e-4
+    assert params["lora_rank"] == 4
+    assert params["args.lora_dropout"] == 0.2
+    assert params["dataset"]
