@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from swiftops.configs import job_config, register
 from swiftops.paths import conf_dir
-from swiftops.validate import ConfigError, find_swift
+from swiftops.validate import ConfigError, find_swift, refuse
 
 log = logging.getLogger("swiftops")
 
@@ -51,15 +51,9 @@ def run_task(cfg: DictConfig) -> str:
     if problems:
         error = ConfigError(problems)
         if ctx.sweep_dir is None:
-            raise error  # a single run: fail before anything runs, with the reasons
-        log.error("%s", error)  # a sweep job: record it and let the sweep go on
-        from swiftops.job import new_record
-        from swiftops.record import FAILED, write_record
-
-        record = new_record(plain, ctx)
-        record.status, record.error = FAILED, str(error)
-        write_record(record)
-        return FAILED
+            refuse(error)  # a single run: stop before anything runs, with the reasons
+        log.error("%s", error)  # a sweep job (a swept config group): record it, the sweep goes on
+        return record_failure(plain, ctx, str(error))
 
     if plain.get("dry_run"):
         from swiftops.command import build_sft_argv, installed_swift_version
@@ -75,11 +69,29 @@ def run_task(cfg: DictConfig) -> str:
     if _sweep_interrupted:
         return skipped_record(plain, ctx, "not started: the sweep was interrupted").status
 
-    plain = prepare_job(plain, ctx.job_dir)
-    record = run_sft(plain, ctx)
+    try:
+        plain = prepare_job(plain, ctx.job_dir)
+        record = run_sft(plain, ctx)
+    except Exception as exc:
+        if ctx.sweep_dir is None:
+            raise
+        # a bug of ours in one job must not cost the sweep its other jobs or its table
+        log.exception("job %s failed inside swiftops", ctx.job_dir)
+        return record_failure(plain, ctx, f"swiftops error: {type(exc).__name__}: {exc}")
     if record.status == "interrupted":
         _sweep_interrupted = True
     return record.status
+
+
+def record_failure(plain: dict, ctx, error: str) -> str:
+    """run.json for a job that could not launch swift at all."""
+    from swiftops.job import new_record
+    from swiftops.record import FAILED, write_record
+
+    record = new_record(plain, ctx)
+    record.status, record.error = FAILED, error
+    write_record(record)
+    return FAILED
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")

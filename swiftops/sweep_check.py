@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from swiftops.configs import job_config
-from swiftops.validate import ConfigError, find_swift
+from swiftops.validate import ConfigError, find_swift, refuse
 
 log = logging.getLogger("swiftops")
 MAX_CHECKED_COMBINATIONS = 2000
@@ -35,7 +35,7 @@ def sweep_values(config: DictConfig) -> list[tuple[str, list[Any]]]:
 
 
 def check_sweep(config: DictConfig) -> None:
-    """Raise ConfigError naming every bad value of every combination (deduplicated)."""
+    """Refuse the sweep (exit 2) naming every bad value of every combination, deduplicated."""
     problems: list[str] = []
     swift_found = bool(find_swift(config.get("swift_bin")))
     swept = sweep_values(config)
@@ -57,4 +57,4 @@ def check_sweep(config: DictConfig) -> None:
             if problem not in problems:
                 problems.append(problem)
     if problems:
-        raise ConfigError(problems)
+        refuse(ConfigError(problems))

@@ -28,6 +28,13 @@ class ConfigError(ValueError):
         super().__init__(f"swiftops: the config can't run ({len(problems)} problem(s)):\n{lines}")
 
 
+def refuse(error: ConfigError) -> None:
+    """Stop before anything runs: the reasons on stderr, exit status 2 (a usage error).
+    SystemExit, because Hydra turns exceptions raised in callbacks into mere warnings."""
+    print(error, file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
