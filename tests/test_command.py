@@ -60,7 +60,7 @@ def argv_to_flags(argv: list[str]) -> dict[str, list[str]]:
 
 
 def test_walkthrough_7b_self_cognition_command_is_reproduced(composed):
-    cfg = composed(["model=qwen2_5_7b", "data=mixed", "runtime=gpu", "lr=1e-4", "epochs=1"])
+    cfg = composed(["experiment=walkthrough_7b"])
     argv = build_sft_argv(cfg, "output", version=(4, 6, 0))
     assert argv[:2] == ["swift", "sft"]
     flags = argv_to_flags(argv)
@@ -73,7 +73,7 @@ def test_walkthrough_7b_self_cognition_command_is_reproduced(composed):
 
 
 def test_walkthrough_on_ms_swift_3_uses_train_type(composed):
-    cfg = composed(["model=qwen2_5_7b", "data=mixed", "runtime=gpu"])
+    cfg = composed(["experiment=walkthrough_7b"])
     flags = argv_to_flags(build_sft_argv(cfg, "output", version=(3, 12, 6)))
     assert flags["train_type"] == ["lora"]
     assert "tuner_type" not in flags

@@ -23,9 +23,16 @@ def local_inputs(tmp_path) -> list[str]:
     model = tmp_path / "model"
     model.mkdir()
     data = tmp_path / "train.jsonl"
-    data.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n')
-    return [f"model.id={model}", f"data.dataset=[{data}]", "data.test_dataset=null", "progress=false",
-            "report.enabled=false"]
+    data.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+    )
+    return [
+        f"model.id={model}",
+        f"data.dataset=[{data}]",
+        "data.test_dataset=null",
+        "progress=false",
+        "report.enabled=false",
+    ]
 
 
 def run_sweep(hydra_sweep_runner, sweep_dir: Path, overrides: list[str]):
@@ -41,8 +48,9 @@ def run_sweep(hydra_sweep_runner, sweep_dir: Path, overrides: list[str]):
     )
 
 
-def test_four_jobs_one_failing_all_recorded_and_table_written(hydra_sweep_runner, tmp_path, fake_swift, local_inputs,
-                                                              capsys):
+def test_four_jobs_one_failing_all_recorded_and_table_written(
+    hydra_sweep_runner, tmp_path, fake_swift, local_inputs, capsys
+):
     sweep_dir = tmp_path / "sweep"
     overrides = [*local_inputs, f"swift_bin={fake_swift}", "lr=1e-4,2.0", "lora_rank=4,8"]
     with run_sweep(hydra_sweep_runner, sweep_dir, overrides) as sweep:
@@ -52,7 +60,12 @@ def test_four_jobs_one_failing_all_recorded_and_table_written(hydra_sweep_runner
         records = [read_record(p) for p in find_records(sweep_dir)]
         assert [r.job_num for r in records] == [0, 1, 2, 3]
         assert [Path(r.job_dir) for r in records] == [sweep_dir / str(i) for i in range(4)]
-        assert [(r.params["lr"], r.params["lora_rank"]) for r in records] == [(1e-4, 4), (1e-4, 8), (2.0, 4), (2.0, 8)]
+        assert [(r.params["lr"], r.params["lora_rank"]) for r in records] == [
+            (1e-4, 4),
+            (1e-4, 8),
+            (2.0, 4),
+            (2.0, 8),
+        ]
         failed = records[2]
         assert failed.status == "failed" and failed.exit_code == 1
         assert "fake swift crashed" in failed.error
@@ -70,13 +83,13 @@ def test_four_jobs_one_failing_all_recorded_and_table_written(hydra_sweep_runner
     assert "| job |" in out.replace("|   job |", "| job |") or "job" in out.splitlines()[0] or "job" in out
 
 
-def test_a_bad_value_anywhere_in_the_sweep_stops_it_before_any_job(hydra_sweep_runner, tmp_path, fake_swift,
-                                                                    local_inputs, capsys):
+def test_a_bad_value_anywhere_in_the_sweep_stops_it_before_any_job(
+    hydra_sweep_runner, tmp_path, fake_swift, local_inputs, capsys
+):
     sweep_dir = tmp_path / "sweep"
     overrides = [*local_inputs, f"swift_bin={fake_swift}", "lr=1e-4,-5", "epochs=1,0"]
-    with pytest.raises(SystemExit) as stop:
-        with run_sweep(hydra_sweep_runner, sweep_dir, overrides):
-            pass
+    with pytest.raises(SystemExit) as stop, run_sweep(hydra_sweep_runner, sweep_dir, overrides):
+        pass
     assert stop.value.code == 2
     message = capsys.readouterr().err
     assert "lr (train.learning_rate) = -5" in message
@@ -84,8 +97,9 @@ def test_a_bad_value_anywhere_in_the_sweep_stops_it_before_any_job(hydra_sweep_r
     assert not find_records(sweep_dir)
 
 
-def test_dry_run_prints_every_command_and_runs_nothing(hydra_sweep_runner, tmp_path, fake_swift, local_inputs,
-                                                       capsys):
+def test_dry_run_prints_every_command_and_runs_nothing(
+    hydra_sweep_runner, tmp_path, fake_swift, local_inputs, capsys
+):
     sweep_dir = tmp_path / "sweep"
     overrides = [*local_inputs, f"swift_bin={fake_swift}", "lr=1e-1,5e-5", "dry_run=true"]
     with run_sweep(hydra_sweep_runner, sweep_dir, overrides):
@@ -106,8 +120,16 @@ def test_interrupted_sweep_records_the_rest_and_still_writes_the_table(tmp_path,
 
     sweep_dir = tmp_path / "sweep"
     env = dict(os.environ, FAKE_SWIFT_STEP_SECONDS="1")
-    cmd = [sys.executable, "-m", "swiftops", "-m", *local_inputs, f"swift_bin={fake_swift}", "lr=1e-4,5e-5,3e-5",
-           f"hydra.sweep.dir={sweep_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "swiftops",
+        "-m",
+        *local_inputs,
+        f"swift_bin={fake_swift}",
+        "lr=1e-4,5e-5,3e-5",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while not list(sweep_dir.glob("0/output/v*/logging.jsonl")) and time.monotonic() < deadline:

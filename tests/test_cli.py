@@ -1,0 +1,68 @@
+"""`python -m swiftops` from the command line: bad input stops it before anything runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def swiftops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "swiftops", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("lr=-1", "lr (train.learning_rate) = -1 is out of range; use a number > 0"),
+        ("lr=abc", "lr (train.learning_rate) = 'abc' is not a number"),
+        ("lora_rank=0", "lora_rank (train.lora_rank) = 0 is out of range; use an integer >= 1"),
+        ("epochs=0", "epochs (train.num_train_epochs) = 0 is out of range"),
+        ("data.dataset=[/no/such/train.jsonl]", "data.dataset: '/no/such/train.jsonl' does not exist"),
+        ("model.id=/no/such/model", "model.id = '/no/such/model' does not exist"),
+        ("swift_bin=/no/such/swift", "swift (ms-swift) is not installed: `pip install torch==2.13.0` first"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_value_before_any_run(tmp_path, override, expected):
+    done = swiftops(override, f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr
+    assert not (tmp_path / "job" / "run.json").exists()
+    assert not (tmp_path / "job" / "output").exists()
+
+
+def test_unknown_key_is_named(tmp_path):
+    done = swiftops("learning_rat=1e-4", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "learning_rat" in done.stderr
+
+
+def test_bad_value_in_a_sweep_stops_every_job(tmp_path):
+    done = swiftops("-m", "lr=1e-4,0", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "lr (train.learning_rate) = 0" in done.stderr
+    assert not list((tmp_path / "s").glob("*/run.json"))
+
+
+def test_unknown_named_sweep_lists_the_available_ones(tmp_path):
+    done = swiftops("+sweep=nope", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "nope" in done.stderr and "tutorial" in done.stderr
+
+
+def test_ls_lists_sweeps_experiments_and_groups(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "swiftops.ls"], capture_output=True, text=True, check=True
+    ).stdout
+    for needle in (
+        "+sweep=tutorial",
+        "experiment=tutorial_run3",
+        "model=tiny",
+        "data=tutorial_100",
+        "runtime=gpu",
+    ):
+        assert needle in out

@@ -1,0 +1,86 @@
+"""Every shipped experiment and sweep composes; the tutorial's five runs build the tutorial's flags."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TUTORIAL_DATA, compose_config
+from omegaconf import OmegaConf
+from test_command import argv_to_flags
+
+from swiftops.command import build_sft_argv
+from swiftops.configs import available_sweeps, job_config
+from swiftops.paths import conf_dir
+
+EXPERIMENTS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
+
+# the tutorial's table (../shared/tutorial_data/README.md): lr, rank, epochs, dataset, batch, eval_steps
+TUTORIAL_TABLE = {
+    1: ("0.1", "4", "1", "train_100", "8", "1"),
+    2: ("5e-05", "4", "1", "train_100", "8", "1"),
+    3: ("5e-05", "4", "50", "train_100", "16", "20"),
+    4: ("5e-05", "8", "3", "train_1k", "16", "20"),
+    5: ("5e-05", "8", "15", "train_1k", "16", "20"),
+}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_composes_and_resolves(name):
+    plain = job_config(compose_config([f"experiment={name}"]))
+    assert build_sft_argv(plain, "out")[:2] == ["swift", "sft"]
+
+
+@pytest.mark.parametrize("name", available_sweeps())
+def test_every_named_sweep_is_a_multirun_over_composable_jobs(name):
+    cfg = compose_config([f"+sweep={name}"], hydra_node=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert params, f"sweeps/{name}.yaml sweeps nothing"
+    for key, values in params.items():
+        for value in str(values).split(","):
+            plain = job_config(compose_config([f"+sweep={name}", f"{key}={value}"]))
+            assert build_sft_argv(plain, "out")
+
+
+def test_an_unknown_sweep_lists_the_available_ones():
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException) as error:
+        compose_config(["+sweep=nope"])
+    message = str(error.value)
+    assert "nope" in message
+    for name in available_sweeps():
+        assert name in message
+
+
+@pytest.mark.parametrize("run", sorted(TUTORIAL_TABLE))
+def test_tutorial_runs_build_the_tutorials_flags(run, monkeypatch):
+    monkeypatch.setenv("SWIFTOPS_TUTORIAL_DATA", str(TUTORIAL_DATA / "zh"))
+    lr, rank, epochs, dataset, batch, eval_steps = TUTORIAL_TABLE[run]
+    flags = argv_to_flags(
+        build_sft_argv(job_config(compose_config([f"experiment=tutorial_run{run}"])), "out")
+    )
+    assert flags["model"] == ["Qwen/Qwen2.5-1.5B-Instruct"]
+    assert flags["learning_rate"] == [lr]
+    assert flags["lora_rank"] == [rank]
+    assert flags["num_train_epochs"] == [epochs]
+    assert flags["dataset"] == [str(TUTORIAL_DATA / "zh" / f"{dataset}.jsonl")]
+    assert flags["per_device_train_batch_size"] == [batch]
+    assert int(batch) * int(flags["gradient_accumulation_steps"][0]) == 16  # the tutorial's effective batch
+    assert flags["eval_steps"] == [eval_steps] and flags["save_steps"] == [eval_steps]
+    # ms-swift 2.4's defaults, written out
+    assert flags["lora_alpha"] == ["32"]
+    assert flags["lora_dropout"] == ["0.05"]
+    assert flags["target_modules"] == ["q_proj", "k_proj", "v_proj"]
+    assert flags["split_dataset_ratio"] == ["0.01"]
+    assert flags["max_length"] == ["512"]
+    assert flags["lr_scheduler_type"] == ["cosine"]
+    assert flags["warmup_ratio"] == ["0.05"]
+
+
+def test_tutorial_data_falls_back_to_the_built_in_math_set(monkeypatch, tmp_path):
+    from swiftops.tiny import tiny_assets
+
+    monkeypatch.setenv("SWIFTOPS_TUTORIAL_DATA", str(tmp_path / "absent"))
+    plain = job_config(compose_config(["data=tutorial_1k"]))
+    assert plain["data"]["dataset"] == [str(tiny_assets().math_train_1k)]
+    assert plain["data"]["test_dataset"] == str(tiny_assets().math_test)

@@ -1,0 +1,109 @@
+"""The real `swift sft` on the built-in tiny model, through `python -m swiftops`, on CPU."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swiftops.record import find_records, read_record
+
+pytestmark = pytest.mark.integration
+
+
+def swiftops(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "swiftops", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_single_real_job_is_recorded_with_real_losses(tmp_path):
+    job = tmp_path / "job"
+    done = swiftops("epochs=1", f"hydra.run.dir={job}", "report.enabled=false", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = read_record(job)
+    assert record.status == "completed" and record.exit_code == 0
+    run_dir = Path(record.run_dir)
+    assert run_dir.parent == job / "output" and run_dir.name.startswith("v0-")
+    assert (run_dir / "logging.jsonl").exists() and list((run_dir / "runs").glob("events.out.tfevents.*"))
+    assert record.last_checkpoint and Path(record.last_checkpoint).is_dir()
+    assert record.argv[1] == "sft" and "--logging_nan_inf_filter" in record.argv
+    figures = record.diagnosis["figures"]
+    assert math.isfinite(figures["first_train_loss"]) and math.isfinite(figures["best_eval_loss"])
+    assert record.verdict in {"failed", "underfit", "overfit", "converged"}
+    assert "step " in done.stdout  # the live progress line
+    assert (job / "command.sh").read_text().startswith("#!/usr/bin/env bash\nCUDA_VISIBLE_DEVICES=")
+
+
+def test_quickstart_sweep_end_to_end(tmp_path):
+    """The README's first command: 4 real jobs, the table of all four, the report's path last."""
+    sweep = tmp_path / "sweep"
+    done = swiftops(
+        "-m",
+        "lr=1e-1,5e-5",
+        "lora_rank=4,8",
+        f"hydra.sweep.dir={sweep}",
+        f"report.dir={tmp_path / 'reports'}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = [read_record(p) for p in find_records(sweep)]
+    assert [r.status for r in records] == ["completed"] * 4
+    assert [(r.params["lr"], r.params["lora_rank"]) for r in records] == [
+        (0.1, 4),
+        (0.1, 8),
+        (5e-5, 4),
+        (5e-5, 8),
+    ]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 4
+    assert all(row["final_loss"] and math.isfinite(float(row["final_loss"])) for row in rows)
+    assert all(row["verdict"] for row in rows)
+    assert "| job |" in done.stdout or "|   job |" in done.stdout
+    last_line = done.stdout.strip().splitlines()[-1]
+    assert last_line.startswith("report: ") and Path(last_line[len("report: ") :]).is_file()
+
+
+def swift_processes_for(marker: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline and "pytest" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_ctrl_c_stops_swift_and_records_interrupted(tmp_path):
+    job = tmp_path / "job"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "swiftops", "epochs=20", f"hydra.run.dir={job}", "report.enabled=false"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not list(job.glob("output/v*/logging.jsonl")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.5)
+    assert swift_processes_for(str(job / "output")), "swift is not running"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    time.sleep(1)
+    assert swift_processes_for(str(job / "output")) == []
+    record = read_record(job)
+    assert record.status == "interrupted", out
+    assert record.run_dir
+    assert os.path.exists(job / "command.sh")
