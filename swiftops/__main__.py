@@ -26,7 +26,8 @@ def context_from_hydra(swift_bin: str, progress: bool):
     from swiftops.job import JobContext
 
     hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
+    # Hydra's test harness leaves hydra.mode unset in sweep jobs; a job number means a sweep
+    multirun = hc.mode == RunMode.MULTIRUN or hc.job.get("num") is not None
     return JobContext(
         job_dir=Path(hc.runtime.output_dir),
         overrides=list(hc.overrides.task),

@@ -44,7 +44,7 @@ def _number(value: Any) -> float | None:
 
 
 def _name(short: str) -> str:
-    return f"{short} (train.{SHORT_KEYS[short]})" if SHORT_KEYS.get(short, short) != short else short
+    return f"{short} (train.{SHORT_KEYS[short]})" if short in SHORT_KEYS else short
 
 
 def check_positive(problems: list[str], short: str, value: Any, *, integer: bool = False) -> None:
@@ -115,8 +115,11 @@ def validate_config(cfg: Mapping[str, Any], path_exists: Callable[[str], bool] =
     if run and not path_exists(os.path.expanduser(str(run))):
         problems.append(f"run = {run!r} does not exist; give a job folder or a swift run folder")
     ckpt = cfg.get("ckpt")
-    if ckpt not in CHECKPOINT_CHOICES and not path_exists(os.path.expanduser(str(ckpt))):
-        problems.append(f"ckpt = {ckpt!r}; use best, last, or an existing checkpoint folder")
+    if ckpt not in CHECKPOINT_CHOICES:
+        # a bare word (ckpt=newest) is a typo for best/last, not a folder in the working dir
+        is_path = os.sep in str(ckpt) or str(ckpt).startswith(("~", "."))
+        if not is_path or not path_exists(os.path.expanduser(str(ckpt))):
+            problems.append(f"ckpt = {ckpt!r}; use best, last, or an existing checkpoint folder")
     return problems
 
 
