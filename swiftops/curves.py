@@ -1,0 +1,739 @@
+"""Run folder -> every scalar curve it logged (pure reading; numpy only at import).
+
+Sources, best first: TensorBoard event files under `runs/` (all of them merged, every point
+kept), ms-swift's `logging.jsonl`, an HF `trainer_state.json` (`log_history`). The event files
+are read with a small reader of the TFRecord framing plus tensorboard's own `Event` protobuf,
+imported when first needed; the common one-scalar event is decoded with numpy for all records
+at once, so a 200k-step run reads in about a second (see benchmarks/read_curves.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TRAIN_LOSS = "train/loss"
+EVAL_LOSS = "eval/loss"
+GRAD_NORM = "train/grad_norm"
+EPOCH = "train/epoch"
+
+EVENTS_GLOB = "events.out.tfevents*"
+JSONL_NAME = "logging.jsonl"
+TRAINER_STATE = "trainer_state.json"
+RUN_NAME = re.compile(r"^v(\d+)-\d{8}-\d{6}$")  # ms-swift's vN-YYYYmmdd-HHMMSS
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """One scalar tag: steps strictly increasing, values as logged (NaN and inf kept)."""
+
+    steps: np.ndarray  # int64
+    values: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def last_step(self) -> int | None:
+        return int(self.steps[-1]) if len(self.steps) else None
+
+
+@dataclass
+class Curves:
+    """Every scalar series of one run, with where they came from and what was odd about them."""
+
+    run_dir: Path | None
+    scalars: dict[str, Series]  # tag -> series ("train/loss", "eval/loss", "train/grad_norm", ...)
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    source: str  # "tensorboard" | "logging.jsonl" | "trainer_state.json" | "none"
+    warnings: list[str] = field(default_factory=list)
+    max_steps: int | None = None  # the planned number of steps, when the logs say (partial curves)
+
+    @property
+    def train_loss(self) -> Series | None:
+        return self.scalars.get(TRAIN_LOSS)
+
+    @property
+    def eval_loss(self) -> Series | None:
+        return self.scalars.get(EVAL_LOSS)
+
+
+class NoRunFound(Exception):
+    """A path that does not exist or holds no run folder; the message names the path."""
+
+
+# ---------------------------------------------------------------------------------------------
+# finding run folders
+
+
+def is_run_dir(path: Path) -> bool:
+    """A folder one training run wrote its logs into (ms-swift's vN-timestamp folder, or any
+    HF-Trainer output folder)."""
+    if not path.is_dir():
+        return False
+    if (path / JSONL_NAME).is_file() or (path / TRAINER_STATE).is_file():
+        return True
+    if _event_files(path):
+        return True
+    if any((c / TRAINER_STATE).is_file() for c in path.glob("checkpoint-*")):
+        return True
+    # swift creates vN-ts/ with args.json before the first step: a run that died early is still a run
+    return bool(RUN_NAME.match(path.name)) and (path / "args.json").is_file()
+
+
+def find_run_dirs(path: str | os.PathLike) -> list[Path]:
+    """Every run folder under path (itself included), in natural order (job 10 after job 9,
+    v10 after v9). Path may be a run folder, the output folder holding vN-* runs, a Hydra job
+    folder (run.json + output/vN-*) or a whole sweep.
+
+    Raises:
+        NoRunFound: path does not exist or holds no run.
+    """
+    root = Path(path).absolute()  # absolute: the paths end up in overrides run from elsewhere
+    if not root.exists():
+        raise NoRunFound(f"{path}: no such file or folder")
+    if root.is_file():
+        root = root.parent.parent if root.parent.name == "runs" else root.parent
+    found: list[Path] = []
+    for current, dirs, _files in os.walk(root, followlinks=False):
+        here = Path(current)
+        if is_run_dir(here):
+            found.append(here)
+            dirs[:] = []  # checkpoint-*/ and runs/ belong to this run
+            continue
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not CHECKPOINT_NAME.match(d)]
+    if not found:
+        raise NoRunFound(
+            f"{root}: holds no run (no logging.jsonl, runs/events.out.tfevents.*, or trainer_state.json)"
+        )
+    return sorted(found, key=natural_key)
+
+
+def newest_run(run_dirs: list[Path]) -> Path:
+    """The latest of sibling vN-* folders: highest N, then name."""
+
+    def key(p: Path) -> tuple[int, str]:
+        m = RUN_NAME.match(p.name)
+        return (int(m.group(1)) if m else -1, p.name)
+
+    return max(run_dirs, key=key)
+
+
+def natural_key(p: Path) -> list[tuple[int, int, str]]:
+    """Sort key putting job 10 after job 9 and v10 after v9."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(p)) if t]
+
+
+# ---------------------------------------------------------------------------------------------
+# reading one run
+
+
+def read_curves(path: str | os.PathLike) -> Curves:
+    """Read every scalar of one run. Path is a run folder or a folder holding one run (a Hydra
+    job folder, an output folder: with several vN-* runs side by side, the newest is read).
+
+    Raises:
+        NoRunFound: no run under path.
+        ValueError: path holds several unrelated runs (a sweep): read them one by one.
+    """
+    runs = find_run_dirs(path)
+    if len(runs) > 1:
+        if len({r.parent for r in runs}) > 1:
+            names = ", ".join(str(r) for r in runs[:3])
+            raise ValueError(f"{path} holds {len(runs)} runs ({names}, ...): read them one at a time")
+        runs = [newest_run(runs)]
+    return read_run_dir(runs[0])
+
+
+def read_run_dir(run_dir: Path) -> Curves:
+    """Read one run folder (no search)."""
+    run_dir = Path(run_dir)
+    warnings: list[str] = []
+    events = _event_files(run_dir)
+    scalars: dict[str, Series] = {}
+    source = "none"
+    if events:
+        scalars, event_warnings = read_event_files(events)
+        warnings += event_warnings
+        if scalars:
+            source = "tensorboard"
+
+    jsonl = run_dir / JSONL_NAME
+    log: _LogInfo | None = None
+    if jsonl.is_file():
+        # With event files present, only the tail is needed (checkpoints, max_steps, last step).
+        log = _read_jsonl(jsonl, full=TRAIN_LOSS not in scalars)
+        warnings += log.warnings
+        if TRAIN_LOSS not in scalars and log.scalars:
+            if scalars:
+                warnings.append(f"the event files hold no {TRAIN_LOSS}: curves read from {JSONL_NAME}")
+            scalars = {**scalars, **log.scalars}
+            source = JSONL_NAME
+        elif TRAIN_LOSS in scalars and log.last_train_step is not None:
+            tb_last = int(scalars[TRAIN_LOSS].steps[-1])
+            if log.last_train_step > tb_last:
+                warnings.append(
+                    f"the event files stop at step {tb_last} but {JSONL_NAME} goes on to step "
+                    f"{log.last_train_step}: the event files may be cut short"
+                )
+
+    state_path = _trainer_state_path(run_dir)
+    state: _LogInfo | None = None
+    if state_path is not None:
+        state = _read_trainer_state(state_path, full=TRAIN_LOSS not in scalars)
+        warnings += state.warnings
+        if TRAIN_LOSS not in scalars and state.scalars:
+            scalars = {**scalars, **state.scalars}
+            source = TRAINER_STATE
+
+    if not scalars:
+        warnings.append(f"{run_dir}: no scalar was logged (no event files, {JSONL_NAME} or {TRAINER_STATE})")
+    scalars, nan_warning = restore_nan_loss(scalars)
+    if nan_warning:
+        warnings.append(nan_warning)
+
+    best = (log and log.best_checkpoint) or (state and state.best_checkpoint)
+    last = (log and log.last_checkpoint) or _last_checkpoint_dir(run_dir)
+    max_steps = (log and log.max_steps) or (state and state.max_steps)
+    return Curves(
+        run_dir=run_dir,
+        scalars=scalars,
+        best_checkpoint=_local_path(best, run_dir),
+        last_checkpoint=_local_path(last, run_dir),
+        source=source,
+        warnings=warnings,
+        max_steps=max_steps or None,
+    )
+
+
+def restore_nan_loss(scalars: dict[str, Series]) -> tuple[dict[str, Series], str | None]:
+    """ms-swift logs a NaN loss as 0.0 (logging_nan_inf_filter) while grad_norm still shows
+    NaN: read such a loss as NaN again."""
+    loss, grad = scalars.get(TRAIN_LOSS), scalars.get(GRAD_NORM)
+    if loss is None or grad is None:
+        return scalars, None
+    _, li, gi = np.intersect1d(loss.steps, grad.steps, assume_unique=True, return_indices=True)
+    hit = li[(loss.values[li] == 0.0) & ~np.isfinite(grad.values[gi])]
+    if not len(hit):
+        return scalars, None
+    values = loss.values.copy()
+    values[hit] = np.nan
+    steps = loss.steps[hit]
+    shown = ", ".join(str(int(s)) for s in steps[:5]) + (", ..." if len(steps) > 5 else "")
+    note = (
+        f"{TRAIN_LOSS} was logged as 0.0 where grad_norm was NaN ({len(hit)} steps: {shown}): "
+        "read as NaN (ms-swift's logging_nan_inf_filter)"
+    )
+    return {**scalars, TRAIN_LOSS: Series(loss.steps, values)}, note
+
+
+def series_from_points(steps: Any, values: Any) -> Series:
+    """A Series from points in logging order: sorted by step, the later point winning on a
+    repeated step."""
+    steps = np.asarray(steps, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if len(steps) > 1 and not np.all(steps[1:] > steps[:-1]):
+        order = np.argsort(steps, kind="stable")
+        steps, values = steps[order], values[order]
+        keep = np.append(steps[1:] != steps[:-1], True)
+        steps, values = steps[keep], values[keep]
+    return Series(steps, values)
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorBoard event files
+
+
+def _event_files(run_dir: Path) -> list[Path]:
+    runs = run_dir / "runs"
+    found = sorted(runs.rglob(EVENTS_GLOB)) if runs.is_dir() else []
+    return found + sorted(run_dir.glob(EVENTS_GLOB))
+
+
+@dataclass
+class _Points:
+    """The scalar points of one event file, in record order."""
+
+    tags: list[str]  # tag id -> name
+    tag_ids: np.ndarray  # int64, one per point
+    steps: np.ndarray  # int64
+    values: np.ndarray  # float64
+    created: float  # wall time of the file's first event (orders the files of a resumed run)
+
+
+def read_event_files(paths: list[Path]) -> tuple[dict[str, Series], list[str]]:
+    """Merge the scalars of several event files: sorted by step; on a step present in several
+    files (a resumed run) the file created later wins, and within a file the later record."""
+    warnings: list[str] = []
+    chunks = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            warnings.append(f"{path}: could not be read ({exc})")
+            continue
+        chunk, chunk_warnings = parse_event_bytes(data, Path(path).name)
+        warnings += chunk_warnings
+        chunks.append(chunk)
+    chunks.sort(key=lambda c: c.created)  # stable: same-time files keep their name order
+    return _merge(chunks), warnings
+
+
+def _merge(chunks: list[_Points]) -> dict[str, Series]:
+    names: dict[str, int] = {}
+    ids, steps, values = [], [], []
+    for chunk in chunks:
+        remap = np.array([names.setdefault(t, len(names)) for t in chunk.tags] or [0], dtype=np.int64)
+        ids.append(remap[chunk.tag_ids])
+        steps.append(chunk.steps)
+        values.append(chunk.values)
+    if not names:
+        return {}
+    all_ids = np.concatenate(ids)
+    all_steps = np.concatenate(steps)
+    all_values = np.concatenate(values)
+    # stable: keeps logging order within each tag (a radix sort when the ids fit 16 bits)
+    small = np.int16 if len(names) < 1 << 15 else np.int64
+    by_tag = np.argsort(all_ids.astype(small), kind="stable")
+    bounds = np.searchsorted(all_ids[by_tag], np.arange(len(names) + 1))
+    out: dict[str, Series] = {}
+    for name, tid in sorted(names.items()):
+        idx = by_tag[bounds[tid] : bounds[tid + 1]]
+        if len(idx):
+            out[name] = series_from_points(all_steps[idx], all_values[idx])
+    return out
+
+
+def parse_event_bytes(data: bytes, name: str = "events") -> tuple[_Points, list[str]]:
+    """Every scalar point of one event file's bytes. A cut or corrupt tail ends the reading
+    at the last whole record, with a warning; it never raises."""
+    warnings: list[str] = []
+    starts, lengths, end = _frame(data)
+    if end < len(data):
+        warnings.append(
+            f"{name}: the last {len(data) - end} bytes are not a whole record (a run killed while "
+            f"writing?): read the {len(starts)} whole records before them"
+        )
+    buf = np.frombuffer(data, dtype=np.uint8)
+    d0 = starts + 12
+    d1 = d0 + lengths
+    fast, steps, tag_start, tag_len, fast_value = _decode_simple(buf, d0, d1)
+
+    # tags of the fast records, grouped exactly (hash, then verified byte for byte)
+    tag_names: list[str] = []
+    tag_index: dict[str, int] = {}
+    fast_rec = np.flatnonzero(fast)
+    fast_ids = _group_tags(data, buf, tag_start[fast_rec], tag_len[fast_rec], tag_names, tag_index)
+    fast_steps = steps[fast_rec]
+    fast_values = fast_value[fast_rec]
+
+    # everything else through the protobuf parser (header event, tensor scalars, odd layouts)
+    slow_rec: list[int] = []
+    slow_ids: list[int] = []
+    slow_steps: list[int] = []
+    slow_values: list[float] = []
+    skip_tags: set[str] = set()
+    created = math.inf
+    cut = len(starts)
+    slow = np.flatnonzero(~fast)
+    if len(slow):
+        from google.protobuf.message import DecodeError
+        from tensorboard.compat.proto import event_pb2
+
+        parse = event_pb2.Event.FromString
+        for rec in slow.tolist():
+            try:
+                event = parse(data[d0[rec] : d1[rec]])
+            except (DecodeError, ValueError, RuntimeError):
+                warnings.append(
+                    f"{name}: record {rec} does not parse (corrupt file?): read the {rec} records before it"
+                )
+                cut = rec
+                break
+            if rec == 0:
+                created = event.wall_time
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                number = _scalar_of(value, skip_tags)
+                if number is None:
+                    continue
+                tid = tag_index.get(value.tag)
+                if tid is None:
+                    tid = tag_index[value.tag] = len(tag_names)
+                    tag_names.append(value.tag)
+                slow_rec.append(rec)
+                slow_ids.append(tid)
+                slow_steps.append(event.step)
+                slow_values.append(number)
+    if created == math.inf and len(starts):
+        created = _wall_time_of_first(buf, d0, d1)
+
+    # one sequence in record order
+    if slow_rec:
+        rec = np.concatenate([fast_rec, np.array(slow_rec, dtype=np.int64)])
+        order = np.argsort(rec, kind="stable")
+        rec = rec[order]
+        tag_ids = np.concatenate([fast_ids, np.array(slow_ids, dtype=np.int64)])[order]
+        all_steps = np.concatenate([fast_steps, np.array(slow_steps, dtype=np.int64)])[order]
+        values = np.concatenate([fast_values, np.array(slow_values, dtype=np.float64)])[order]
+    else:
+        rec, tag_ids, all_steps, values = fast_rec, fast_ids, fast_steps, fast_values
+    keep = rec < cut
+    if skip_tags:  # a tag some event marks as another plugin's (text, histograms): not a curve
+        keep &= ~np.isin(tag_ids, [tag_index[t] for t in skip_tags if t in tag_index])
+    if not keep.all():
+        tag_ids, all_steps, values = tag_ids[keep], all_steps[keep], values[keep]
+    return _Points(tag_names, tag_ids, all_steps, values, created), warnings
+
+
+_U64 = struct.Struct("<Q")
+
+
+def _frame(data: bytes) -> tuple[np.ndarray, np.ndarray, int]:
+    """Record framing: (record starts, data lengths, end of the last whole record).
+
+    A record is u64 length, u32 crc, data, u32 crc; the CRCs are not checked (speed). The loop
+    reads only the low byte of each length (an event of one scalar is well under 256 bytes) for
+    a chunk of records; numpy then checks their full lengths, and a longer record (text, graph,
+    image) is framed exactly before the loop goes on after it.
+    """
+    n = len(data)
+    words = _unaligned(np.frombuffer(data, dtype=np.uint8), "<u8")
+    starts_parts: list[np.ndarray] = []
+    length_parts: list[np.ndarray] = []
+    pos = 0
+    while pos + 16 <= n:
+        chunk: list[int] = []
+        append = chunk.append
+        try:
+            for _ in repeat(None, _FRAME_CHUNK):
+                append(pos)
+                pos += 16 + data[pos]
+        except IndexError:
+            pass
+        starts = np.array(chunk, dtype=np.int64)
+        starts = starts[starts + 16 <= n]
+        lengths = words[starts]
+        long = np.flatnonzero(lengths >= 256)
+        if not len(long):
+            starts_parts.append(starts)
+            length_parts.append(lengths)
+            continue
+        k = int(long[0])
+        starts_parts.append(starts[:k])
+        length_parts.append(lengths[:k])
+        pos = int(starts[k])
+        (length,) = _U64.unpack_from(data, pos)
+        if pos + 16 + length > n:
+            break
+        starts_parts.append(np.array([pos], dtype=np.int64))
+        length_parts.append(np.array([length], dtype=np.uint64))
+        pos += 16 + length
+    if not starts_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    starts = np.concatenate(starts_parts)
+    lengths = np.concatenate(length_parts).astype(np.int64)
+    whole = np.flatnonzero(starts + 16 + lengths > n)  # the first record cut short ends the file
+    if len(whole):
+        starts, lengths = starts[: whole[0]], lengths[: whole[0]]
+    end = int(starts[-1] + 16 + lengths[-1]) if len(starts) else 0
+    return starts, lengths, end
+
+
+_FRAME_CHUNK = 4096  # records framed between two checks of their lengths
+
+
+def _unaligned(buf: np.ndarray, dtype: str) -> np.ndarray:
+    """A view of buf holding the number of type dtype that starts at every byte offset, so
+    that one gather reads a whole (unaligned) word."""
+    size = np.dtype(dtype).itemsize
+    count = max(len(buf) - size + 1, 0)
+    return np.ndarray((count,), dtype=dtype, buffer=buf, offset=0, strides=(1,))
+
+
+def _decode_simple(
+    buf: np.ndarray, d0: np.ndarray, d1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decode, for all records at once, the event every scalar logger writes:
+    Event{wall_time, step, summary{value{tag, simple_value}}}, one value, short tag.
+
+    Four 8-byte gathers a record: the wall_time key; the step key and its varint; the six
+    key/length bytes of summary, value and tag; the value's key and its float. Returns a mask
+    of the records that have exactly that layout, and for them the step, the tag's offset and
+    length and the float. Other records go to the protobuf parser.
+    """
+    words = _unaligned(buf, "<u8")
+    top = len(words) - 1
+    ok = np.ones(len(d0), dtype=bool)
+
+    def word(at: np.ndarray) -> np.ndarray:
+        nonlocal ok
+        ok &= at <= top
+        return words[np.clip(at, 0, max(top, 0))] if top >= 0 else np.zeros(len(at), np.uint64)
+
+    def byte(w: np.ndarray, k: int) -> np.ndarray:
+        return ((w >> np.uint64(8 * k)) & np.uint64(0xFF)).astype(np.int64)
+
+    ok &= byte(word(d0), 0) == 0x09  # field 1 (wall_time), fixed64
+    p = d0 + 9
+    w = word(p)
+    has_step = byte(w, 0) == 0x10  # field 2 (step), varint; absent when the step is 0
+    step = np.zeros(len(d0), dtype=np.uint64)
+    width = np.zeros(len(d0), dtype=np.int64)
+    going = has_step.copy()
+    for k in range(1, 8):  # up to 7 varint bytes: steps below 2**49
+        b = byte(w, k)
+        step |= np.where(going, (b & 0x7F).astype(np.uint64) << np.uint64(7 * (k - 1)), np.uint64(0))
+        width += going
+        going &= (b & 0x80) != 0
+    ok &= ~going
+    q = np.where(has_step, p + 1 + width, p)
+    w = word(q)  # summary key, its length, value key, its length, tag key, tag length
+    ok &= (byte(w, 0) == 0x2A) & (byte(w, 2) == 0x0A) & (byte(w, 4) == 0x0A)
+    ok &= (byte(w, 1) < 0x80) & (byte(w, 3) < 0x80) & (byte(w, 5) < 0x80)
+    ok &= (q + 2 + byte(w, 1) == d1) & (q + 4 + byte(w, 3) == d1)  # exactly one value
+    tag_start = q + 6
+    tag_len = byte(w, 5)
+    end = tag_start + tag_len
+    w = word(end)  # simple_value key (float32, last in the record) and the float
+    ok &= (byte(w, 0) == 0x15) & (end + 5 == d1)
+    value = ((w >> np.uint64(8)) & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
+    return ok, step.view(np.int64), tag_start, tag_len, value.astype(np.float64)
+
+
+def _group_tags(
+    data: bytes,
+    buf: np.ndarray,
+    start: np.ndarray,
+    length: np.ndarray,
+    names: list[str],
+    index: dict[str, int],
+) -> np.ndarray:
+    """Tag id of each record: a hash of the tag bytes groups them, a byte-for-byte comparison
+    against each group's first member proves the grouping (else a dict does it exactly)."""
+    if not len(start):
+        return np.zeros(0, dtype=np.int64)
+    # the tag as 8-byte words read straight from the file, the bytes past its end masked off
+    # (a tag is followed by its value and the record's crc, so its words never leave the file)
+    words8 = _unaligned(buf, "<u8")
+    top = len(words8) - 1
+    keep_bytes = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+    width = -(-int(length.max()) // 8)
+    words = np.empty((len(start), width), dtype=np.uint64)
+    for j in range(width):
+        left = np.clip(length - 8 * j, 0, 8)
+        words[:, j] = words8[np.minimum(start + 8 * j, top)] & keep_bytes[left]
+    h = length.astype(np.uint64)
+    for j in range(width):
+        h = (h * np.uint64(0x100000001B3)) ^ words[:, j]
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if np.array_equal(words, words[first[inverse]]) and np.array_equal(length, length[first[inverse]]):
+        ids = np.empty(len(first), dtype=np.int64)
+        for g, rec in enumerate(first.tolist()):
+            tag = data[int(start[rec]) : int(start[rec] + length[rec])].decode("utf-8", "replace")
+            if tag not in index:
+                index[tag] = len(names)
+                names.append(tag)
+            ids[g] = index[tag]
+        return ids[inverse]
+    out = np.empty(len(start), dtype=np.int64)  # a hash collision: exact and slower
+    for i, (a, b) in enumerate(zip(start.tolist(), (start + length).tolist(), strict=True)):
+        tag = data[a:b].decode("utf-8", "replace")
+        if tag not in index:
+            index[tag] = len(names)
+            names.append(tag)
+        out[i] = index[tag]
+    return out
+
+
+# DataType enum values of tensorboard's TensorProto, and the numpy type of their bytes
+_TENSOR_DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 9: "<i8", 19: "<f2"}
+
+
+def _scalar_of(value: Any, skip_tags: set[str]) -> float | None:
+    """The number in a Summary.Value: old-style simple_value, or a one-element numeric tensor
+    (TF2 / new-style scalars). None for anything else (images, text, histograms)."""
+    kind = value.WhichOneof("value")
+    if kind == "simple_value":
+        return float(value.simple_value)
+    if kind != "tensor":
+        return None
+    plugin = value.metadata.plugin_data.plugin_name if value.HasField("metadata") else ""
+    if plugin and plugin != "scalars":
+        skip_tags.add(value.tag)
+        return None
+    tensor = value.tensor
+    if any(d.size != 1 for d in tensor.tensor_shape.dim):
+        return None
+    dtype = tensor.dtype
+    if tensor.tensor_content:
+        if dtype not in _TENSOR_DTYPES:
+            return None
+        arr = np.frombuffer(tensor.tensor_content, dtype=_TENSOR_DTYPES[dtype])
+        return float(arr[0]) if arr.size == 1 else None
+    if dtype == 19 and len(tensor.half_val) == 1:  # half floats travel as uint16 bit patterns
+        return float(np.array(tensor.half_val[0], dtype=np.uint16).view(np.float16))
+    for field_values in (tensor.float_val, tensor.double_val, tensor.int_val, tensor.int64_val):
+        if len(field_values) == 1:
+            return float(field_values[0])
+    return None
+
+
+def _wall_time_of_first(buf: np.ndarray, d0: np.ndarray, d1: np.ndarray) -> float:
+    if d1[0] - d0[0] >= 9 and buf[d0[0]] == 0x09:
+        return float(np.ascontiguousarray(buf[d0[0] + 1 : d0[0] + 9]).view("<f8")[0])
+    return math.inf
+
+
+# ---------------------------------------------------------------------------------------------
+# logging.jsonl and trainer_state.json
+
+
+@dataclass
+class _LogInfo:
+    scalars: dict[str, Series] = field(default_factory=dict)
+    best_checkpoint: str | None = None
+    last_checkpoint: str | None = None
+    max_steps: int | None = None
+    last_train_step: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+# log keys that are no curve
+_NOT_SCALARS = {"global_step/max_steps", "step", "elapsed_time", "remaining_time", "global_step"}
+
+
+def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
+    """Curves from HF-style log dicts: eval_* keys -> eval/*, the others -> train/*.
+    End-of-training lines (train_runtime, ...) are left out."""
+    points: dict[str, tuple[list[int], list[float]]] = {}
+    for step, entry in entries:
+        if "train_runtime" in entry or "log_history" in entry:
+            continue
+        is_eval = any(k.startswith("eval_") for k in entry)
+        for key, value in entry.items():
+            if key in _NOT_SCALARS or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key.startswith("eval_"):
+                tag = "eval/" + key[5:]
+            elif is_eval and key == "epoch":
+                continue  # the eval line repeats the epoch; the train lines hold the curve
+            else:
+                tag = "train/" + key
+            steps, values = points.setdefault(tag, ([], []))
+            steps.append(step)
+            values.append(float(value))
+    return {tag: series_from_points(s, v) for tag, (s, v) in points.items()}
+
+
+def _read_jsonl(path: Path, *, full: bool) -> _LogInfo:
+    """ms-swift's logging.jsonl. Bare NaN/Infinity are read (Python's json accepts them); a
+    cut last line (a killed run) is skipped with a warning. With full=False only the last lines
+    are parsed: checkpoints, max_steps and the last step are all there."""
+    info = _LogInfo()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        info.warnings.append(f"{path}: could not be read ({exc})")
+        return info
+    lines = text.splitlines()
+    if not full:
+        lines = lines[-8:]
+    entries: list[tuple[int, dict]] = []
+    last_step = 0
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines) - 1:
+                info.warnings.append(f"{path.name}: the last line is cut short (a run killed while writing?)")
+            else:
+                info.warnings.append(f"{path.name}: a line does not parse and was skipped")
+            continue
+        if not isinstance(entry, dict):
+            continue
+        if "best_model_checkpoint" in entry or "last_model_checkpoint" in entry:
+            info.best_checkpoint = entry.get("best_model_checkpoint") or info.best_checkpoint
+            info.last_checkpoint = entry.get("last_model_checkpoint") or info.last_checkpoint
+            if entry.get("global_step"):
+                last_step = max(last_step, int(entry["global_step"]))
+            continue
+        progress = entry.get("global_step/max_steps")
+        if isinstance(progress, str) and "/" in progress:
+            done, _, planned = progress.partition("/")
+            if done.strip().isdigit():
+                last_step = int(done)
+            if planned.strip().isdigit():
+                info.max_steps = int(planned)
+        elif isinstance(entry.get("step"), int):
+            last_step = entry["step"]
+        if "loss" in entry and "train_runtime" not in entry:
+            info.last_train_step = last_step
+        entries.append((last_step, entry))
+    if full:
+        info.scalars = _collect(entries)
+    return info
+
+
+def _trainer_state_path(run_dir: Path) -> Path | None:
+    """The top-level trainer_state.json, else the one of the latest checkpoint (whose
+    log_history is the longest)."""
+    top = run_dir / TRAINER_STATE
+    if top.is_file():
+        return top
+    checkpoints = [
+        (int(m.group(1)), c)
+        for c in run_dir.glob("checkpoint-*")
+        if (m := CHECKPOINT_NAME.match(c.name)) and (c / TRAINER_STATE).is_file()
+    ]
+    return max(checkpoints)[1] / TRAINER_STATE if checkpoints else None
+
+
+def _read_trainer_state(path: Path, *, full: bool) -> _LogInfo:
+    """An HF trainer_state.json: log_history, best_model_checkpoint, max_steps."""
+    info = _LogInfo()
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        info.warnings.append(f"{path}: could not be read ({exc})")
+        return info
+    info.best_checkpoint = state.get("best_model_checkpoint")
+    info.max_steps = state.get("max_steps") or None
+    if full:
+        history = state.get("log_history") or []
+        entries = [(int(e.get("step", 0)), e) for e in history if isinstance(e, dict)]
+        info.scalars = _collect(entries)
+    return info
+
+
+def _last_checkpoint_dir(run_dir: Path) -> str | None:
+    checkpoints = [
+        (int(m.group(1)), c) for c in run_dir.glob("checkpoint-*") if (m := CHECKPOINT_NAME.match(c.name))
+    ]
+    return str(max(checkpoints)[1]) if checkpoints else None
+
+
+def _local_path(value: str | None, run_dir: Path) -> str | None:
+    """A checkpoint path as logged, moved into run_dir when the run folder was moved since."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.exists():
+        return str(path)
+    here = run_dir / path.name
+    return str(here) if here.exists() else str(value)
