@@ -1,0 +1,480 @@
+"""The sweep report's structure, read back by parsing the HTML (stdlib html.parser): one row per
+run, verdicts as in run.json, only the params that differ, no external URL, user strings
+escaped, every run's command and folder, failed runs' errors. Sweeps are synthetic but REAL:
+run.json records and TensorBoard event files (tests/report_fixtures.py)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import shlex
+import struct
+import subprocess
+import sys
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import SHAPES, FakeRun, grid_sweep, make_job, make_sweep
+
+from swiftops.plots import Line, decimate, first_outside, y_limits
+from swiftops.record import find_records, read_record, write_record
+from swiftops.report import (
+    NoRecords,
+    build_report,
+    choose_best,
+    load_runs,
+    main,
+    summary_paths,
+    sweep_command,
+    sweep_id,
+    write_report,
+)
+
+XSS = "<script>alert(1)</script>"
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+# ---------------------------------------------------------------------------------------------
+# a small DOM from html.parser
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: Node | None = None):
+        self.tag, self.attrs, self.parent = tag, attrs, parent
+        self.children: list[Node | str] = []
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def iter(self):
+        for child in self.children:
+            if isinstance(child, Node):
+                yield child
+                yield from child.iter()
+
+    def find_all(self, tag: str | None = None, **attrs: str) -> list[Node]:
+        return [
+            n
+            for n in self.iter()
+            if (tag is None or n.tag == tag)
+            and all(n.attrs.get(k.replace("_", "-").rstrip("-")) == v for k, v in attrs.items())
+        ]
+
+    def find(self, tag: str | None = None, **attrs: str) -> Node:
+        found = self.find_all(tag, **attrs)
+        assert found, f"no <{tag} {attrs}>"
+        return found[0]
+
+    def classes(self) -> set[str]:
+        return set((self.attrs.get("class") or "").split())
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#root", {})
+        self.current = self.root
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs), self.current)
+        self.current.children.append(node)
+        if tag not in VOID:
+            self.current = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.current.children.append(Node(tag, dict(attrs), self.current))
+
+    def handle_endtag(self, tag):
+        node = self.current
+        while node is not self.root and node.tag != tag:
+            node = node.parent
+        assert node is not self.root, f"stray </{tag}>"
+        self.current = node.parent
+
+    def handle_data(self, data):
+        self.current.children.append(data)
+
+
+def parse(html: str) -> Node:
+    builder = _TreeBuilder()
+    builder.feed(html)
+    builder.close()
+    assert builder.current is builder.root, f"unclosed <{builder.current.tag}>"
+    return builder.root
+
+
+def table_rows(page: Node) -> list[Node]:
+    return page.find("table", id="comparison-table").find("tbody").find_all("tr")
+
+
+def header_names(page: Node) -> list[str]:
+    return [
+        th.text().strip() for th in page.find("table", id="comparison-table").find("thead").find_all("th")
+    ]
+
+
+def png_size(uri: str) -> tuple[int, int]:
+    data = base64.b64decode(uri.split(",", 1)[1])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> Path:
+    """Every shape once (converged ... no_run), lr differing, the system prompt an attack."""
+    root = tmp_path_factory.mktemp("mixed") / "multirun" / "2026-11-24" / "10-00-00"
+    runs = [FakeRun(shape, {"lr": 10.0 ** -(i + 1)}, seed=i) for i, shape in enumerate(SHAPES)]
+    runs[0].params["system"] = XSS  # differs between runs: a table column
+    return make_sweep(root, runs, overrides=["lr=0.1,0.01", "+sweep=demo", f"data.system={XSS}"])
+
+
+@pytest.fixture(scope="module")
+def mixed_report(mixed, tmp_path_factory) -> tuple[Path, Node, str]:
+    out = write_report(mixed, report_dir=tmp_path_factory.mktemp("reports"))
+    html = out.read_text(encoding="utf-8")
+    return out, parse(html), html
+
+
+def records_of(sweep: Path):
+    return [read_record(p) for p in find_records(sweep)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the page
+
+
+def test_one_row_per_run_with_the_records_verdict_and_status(mixed, mixed_report):
+    _, page, _ = mixed_report
+    records = records_of(mixed)
+    rows = table_rows(page)
+    assert len(rows) == len(records) == len(SHAPES)
+    for row, record in zip(rows, records, strict=True):
+        assert row.attrs["data-job"] == str(record.job_num)
+        assert row.attrs["data-status"] == record.status
+        status_cell = row.find_all("td")[3]
+        assert status_cell.text().strip() == record.status
+        if record.verdict is not None:
+            assert row.attrs["data-verdict"] == record.verdict
+            badge = row.find("span", **{"class": f"badge v-{record.verdict}"})
+            assert badge.text().startswith(record.verdict)
+            assert f"{record.diagnosis['confidence']:.2f}" in badge.text()
+    nan_row = rows[SHAPES.index("nan")]  # its loss ended in NaN: shown as such, not left blank
+    assert [td.text() for td in nan_row.find_all("td") if "num" in td.classes()][2] == "nan"
+    # the running job has no verdict in run.json: the report judges the curve so far, marked so
+    running = next(r for r, rec in zip(rows, records, strict=True) if rec.status == "running")
+    assert any("provisional" in s.classes() for s in running.find_all("span"))
+
+
+def test_header_counts_and_best_run(mixed, mixed_report):
+    _, page, _ = mixed_report
+    records = records_of(mixed)
+    assert page.find(id="run-count").text().strip() == str(len(records))
+    counts = {
+        s.attrs["data-verdict"]: int(s.attrs["data-count"])
+        for s in page.find(id="verdict-counts").find_all("span")
+    }
+    runs = load_runs(mixed)  # the running job's verdict is provisional, judged from its curve
+    assert counts == dict(Counter(r.verdict or "no verdict" for r in runs))
+    assert all(
+        run.verdict == record.verdict for run, record in zip(runs, records, strict=True) if record.verdict
+    )
+    statuses = page.find(id="status-counts").text()
+    assert "running" in statuses and "interrupted" in statuses and "failed" in statuses
+    # best = lowest best eval loss among runs that did not fail
+    healthy = [r for r in records if r.verdict not in ("failed", None) and r.status != "failed"]
+    best = min(healthy, key=lambda r: r.diagnosis["figures"]["best_eval_loss"])
+    box = page.find(id="best")
+    assert box.find("a").attrs["href"] == f"#run-job-{best.job_num}"
+    assert "lowest best eval loss" in box.text()
+    assert "python -m swiftops -m" in page.find(id="sweep-command").text()
+    assert "sweep demo" in page.text()
+
+
+def test_only_params_that_differ_are_columns(tmp_path):
+    sweep = make_sweep(
+        tmp_path / "grid",
+        [
+            FakeRun("converged", {"lr": lr, "lora_rank": r}, seed=i)
+            for i, (lr, r) in enumerate([(1e-4, 4), (1e-3, 8)])
+        ],
+    )
+    page = parse(build_report(sweep).html)
+    params = [th.attrs["data-param"] for th in page.find_all("th", data_col="param")]
+    assert params == ["lr", "lora_rank"]  # epochs, batch_size, model, dataset, system are the same
+    rows = table_rows(page)
+    assert [c.text() for c in rows[1].find_all("td")[1:3]] == ["0.001", "8"]
+
+
+def test_no_external_url_and_one_inline_script(mixed_report):
+    _, page, html = mixed_report
+    for node in page.iter():
+        for attr in ("src", "href", "action", "poster", "data"):
+            value = node.attrs.get(attr)
+            if value is not None:
+                assert value.startswith(("data:", "#")), (node.tag, attr, value[:80])
+        assert node.tag not in ("link", "iframe", "object", "embed", "base")
+    scripts = page.find_all("script")
+    assert len(scripts) == 1 and "src" not in scripts[0].attrs
+    assert "http://" not in html and "https://" not in html
+    csp = page.find("meta", http_equiv="Content-Security-Policy").attrs["content"]
+    assert "default-src 'none'" in csp and "img-src data:" in csp
+
+
+def test_user_strings_are_escaped(mixed_report):
+    _, page, html = mixed_report
+    assert XSS not in html  # nowhere raw: not in the table, the command, the params, the header
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3
+    script = page.find("script").text()
+    assert "alert" not in script
+    cell = next(
+        td for td in table_rows(page)[0].find_all("td") if "param" in td.classes() and "alert" in td.text()
+    )
+    assert cell.text() == XSS  # shown as the text it is
+    assert XSS in page.find(id="sweep-command").text()
+
+
+def test_every_run_shows_its_command_and_folder_and_failed_runs_their_error(mixed, mixed_report):
+    _, page, _ = mixed_report
+    for record in records_of(mixed):
+        article = page.find("article", id=f"run-job-{record.job_num}")
+        assert article.find("pre", **{"class": "command"}).text() == shlex.join(record.argv)
+        assert record.job_dir in article.text()
+        if record.status != "completed" and record.error:
+            assert article.find("pre", **{"class": "log"}).text() == record.error
+        assert ("failed" in article.classes()) == (record.verdict == "failed" or record.status == "failed")
+
+
+def test_images_are_inline_pngs_with_evidence_per_run(mixed, mixed_report):
+    _, page, _ = mixed_report
+    images = page.find_all("img")
+    assert images and all(img.attrs["src"].startswith("data:image/png;base64,") for img in images)
+    assert all(png_size(img.attrs["src"])[0] > 100 for img in images)
+    overlay = page.find("img", id="overlay")
+    assert png_size(overlay.attrs["src"])[0] >= 800
+    for record in records_of(mixed):
+        article = page.find("article", id=f"run-job-{record.job_num}")
+        has_curves = record.run_dir is not None or record.status == "running"  # running: read from output/
+        assert bool(article.find_all("img")) == has_curves, record.job_num
+    # the diverged run is clipped out of the overlay, and the page says so
+    assert f"job {SHAPES.index('diverged')}" in page.find(id="clipped").text()
+
+
+def test_run_without_curves_keeps_its_row(tmp_path):
+    sweep = make_sweep(
+        tmp_path / "s", [FakeRun("converged", seed=1), FakeRun("converged", {"lr": 1e-3}, seed=2)]
+    )
+    moved = read_record(sweep / "1")
+    moved.run_dir = str(tmp_path / "gone")  # the run folder was deleted since
+    write_record(moved)
+    (sweep / "2").mkdir()
+    (sweep / "2" / "run.json").write_text("{not json", encoding="utf-8")
+    page = parse(build_report(sweep).html)
+    rows = table_rows(page)
+    assert len(rows) == 3
+    assert rows[1].find_all("td")[-3].text().strip() == "none"
+    assert "gone" in rows[1].find_all("td")[-3].attrs["title"]
+    assert rows[2].attrs["data-status"] == "unreadable"
+    assert "could not be read" in page.find("article", id="run-job-2").find("pre", **{"class": "log"}).text()
+
+
+def test_one_run_alone(tmp_path):
+    job = tmp_path / "outputs" / "2026-11-24" / "09-30-00"
+    make_job(job, FakeRun("overfit", seed=3))
+    (job / ".hydra").mkdir()
+    (job / ".hydra" / "overrides.yaml").write_text("- lr=1e-4\n- epochs=3\n", encoding="utf-8")
+    out = write_report(job, report_dir=tmp_path / "reports")
+    assert out == tmp_path / "reports" / "2026-11-24_09-30-00.html"
+    page = parse(out.read_text(encoding="utf-8"))
+    assert len(table_rows(page)) == 1
+    assert table_rows(page)[0].attrs["data-verdict"] == read_record(job).verdict == "overfit"
+    assert [th.attrs["data-param"] for th in page.find_all("th", data_col="param")] == [
+        "lr",
+        "lora_rank",
+        "epochs",
+    ]
+    assert page.find(id="sweep-command").text() == "python -m swiftops lr=1e-4 epochs=3"
+    assert page.find_all("img", id="heatmap") == []
+
+
+def test_many_runs(tmp_path):
+    runs = [
+        FakeRun(SHAPES[i % 5], {"lr": 1e-5 * (i + 1)}, steps=40, eval_every=10, seed=i) for i in range(100)
+    ]
+    sweep = make_sweep(tmp_path / "many", runs)
+    out = write_report(sweep, tmp_path / "many.html")
+    page = parse(out.read_text(encoding="utf-8"))
+    assert len(table_rows(page)) == 100
+    assert len(page.find_all("article")) == 100
+    assert out.stat().st_size < 5e6
+
+
+def test_grid_heatmap_only_for_a_full_two_param_grid(tmp_path):
+    grid = grid_sweep(tmp_path / "grid", [1e-4, 1e-3, 1e-1], [4, 8], steps=60)
+    page = parse(build_report(grid).html)
+    heat = page.find("img", id="heatmap")
+    assert png_size(heat.attrs["src"])[0] > 200
+    assert "lr × lora_rank" in page.find(id="grid").text()
+    # one combination missing: not a grid
+    partial = make_sweep(
+        tmp_path / "partial",
+        [
+            FakeRun("converged", {"lr": lr, "lora_rank": r}, seed=i)
+            for i, (lr, r) in enumerate([(1e-4, 4), (1e-3, 8), (1e-4, 8)])
+        ],
+    )
+    assert parse(build_report(partial).html).find_all("img", id="heatmap") == []
+
+
+def test_stage_results_and_their_placeholder(tmp_path, mixed_report):
+    _, page, _ = mixed_report
+    assert page.find(id="no-stages")
+    stages = {
+        "sft": {"status": "completed"},
+        "infer": {
+            "status": "completed",
+            "score": 45.0,
+            "scorer": "exam",
+            "n": 10,
+            "result_path": "/x/infer/result.jsonl",
+            "baseline": {"score": 12.5},
+        },
+        "export": {"status": "failed", "error": "Traceback\nOSError: disk <full>"},
+    }
+    sweep = make_sweep(tmp_path / "st", [FakeRun("converged", stages=stages)])
+    page = parse(build_report(sweep).html)
+    rows = page.find("table", id="stage-table").find("tbody").find_all("tr")
+    assert [r.attrs["data-stage"] for r in rows] == ["infer", "export"]
+    infer = rows[0].text()
+    assert "45" in infer and "exam" in infer and "12.5" in infer and "/x/infer/result.jsonl" in infer
+    assert "OSError: disk <full>" in rows[1].text() and "failed" in rows[1].text()
+
+
+# ---------------------------------------------------------------------------------------------
+# files and CLI
+
+
+def test_summary_files_beside_the_report(mixed, mixed_report):
+    out, _, _ = mixed_report
+    csv_path, json_path = summary_paths(out)
+    assert csv_path.name == "2026-11-24_10-00-00.summary.csv"
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    records = records_of(mixed)
+    assert [r["verdict"] for r in rows if r["status"] != "running"] == [
+        r.verdict for r in records if r.status != "running"
+    ]
+
+    def strict(name):
+        raise ValueError(f"{name} in summary.json")
+
+    summary = json.loads(json_path.read_text(encoding="utf-8"), parse_constant=strict)
+    assert summary["runs"] == len(records) == len(summary["rows"])
+    assert summary["params"] == ["lr", "system"]
+    assert summary["best"]["job"] in {r.job_num for r in records}
+
+
+def test_cli_writes_and_prints_the_path_last(mixed, tmp_path, capsys):
+    out = tmp_path / "sub" / "r.html"
+    assert main([str(mixed), "-o", str(out)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"report: {out}"
+    assert out.is_file() and summary_paths(out)[0].is_file()
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "holds no run.json" in capsys.readouterr().err
+    with pytest.raises(NoRecords):
+        write_report(tmp_path / "empty")
+
+
+def test_python_dash_m_regenerates_from_disk(mixed, tmp_path):
+    """`python -m swiftops.report SWEEP_DIR`, from another working dir: reports/<sweep id>.html there."""
+    done = subprocess.run(
+        [sys.executable, "-m", "swiftops.report", str(mixed)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    expected = Path("reports") / "2026-11-24_10-00-00.html"
+    assert done.stdout.strip().splitlines()[-1] == f"report: {expected}"
+    assert len(table_rows(parse((tmp_path / expected).read_text(encoding="utf-8")))) == len(SHAPES)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pure parts
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("multirun/2026-11-24/10-00-00", "2026-11-24_10-00-00"),
+        ("outputs/2026-11-24/10-00-00", "2026-11-24_10-00-00"),
+        ("multirun/2026-11-24/10-00-00/3", "2026-11-24_10-00-00_3"),
+        ("sweeps_out/my lr sweep", "my_lr_sweep"),
+        ("runs/10-00-00", "runs_10-00-00"),
+    ],
+)
+def test_sweep_id(tmp_path, path, expected):
+    assert sweep_id(tmp_path / path) == expected
+
+
+def test_sweep_command_rebuilt_from_overrides_without_hydra_files(tmp_path):
+    sweep = make_sweep(tmp_path / "s", [FakeRun(params={"lr": 0.1}), FakeRun(params={"lr": 0.01}, seed=1)])
+    command, source = sweep_command(sweep, records_of(sweep))
+    assert command == "python -m swiftops -m lr=0.1,0.01" and source == "the jobs' overrides"
+
+
+def test_best_run_skips_failed_runs_even_with_a_lower_eval_loss(tmp_path):
+    sweep = make_sweep(
+        tmp_path / "s",
+        [
+            FakeRun("converged", seed=1),
+            FakeRun("overfit", {"lr": 1e-3}, seed=2),
+            FakeRun("crashed", {"lr": 1}, seed=3),
+        ],
+    )
+    runs = load_runs(sweep)
+    crashed = runs[2]
+    crashed.diagnosis["figures"]["best_eval_loss"] = 0.001  # lowest of all, but the run failed
+    best = choose_best(runs)
+    assert best.run is min(runs[:2], key=lambda r: r.figures["best_eval_loss"])
+    assert "among 2 runs that did not fail" in best.why
+    assert choose_best([crashed]).run is None
+    assert choose_best([crashed]).why == "none: every run failed"
+
+
+def test_y_limits_ignore_failed_runs_and_mark_them_clipped():
+    steps = np.arange(1, 101)
+    healthy = Line("job 0", steps, 0.5 + 2 * np.exp(-steps / 20))
+    spiky = Line("job 1", steps, np.where(steps == 50, 40.0, 0.6 + 2 * np.exp(-steps / 30)))
+    diverged = Line("job 2", steps, np.exp(steps / 10.0), failed=True)
+    limits = y_limits([healthy, spiky, diverged])
+    assert not limits.log and limits.lo < 0.55 and 2.5 < limits.hi < 2.8  # the spike and the blow-up left out
+    assert first_outside(diverged, limits) == int(steps[np.argmax(diverged.values > limits.hi)])
+    assert first_outside(healthy, limits) is None and first_outside(spiky, limits) == 50
+    short = Line("job 3", steps[:8], np.array([4.5, 5.6, 5.0, 4.0, 3.8, 3.6, 3.5, 3.4]))  # a real peak
+    assert y_limits([short]).hi > 5.6 and first_outside(short, y_limits([short])) is None
+    wide = y_limits([Line("a", steps, np.geomspace(10, 0.1, 100))])
+    assert wide.log and wide.lo < 0.1 < 10 < wide.hi
+    only_failed = y_limits([Line("a", steps, np.where(steps > 80, np.nan, 1.0 * steps), failed=True)])
+    assert only_failed is not None and math.isfinite(only_failed.hi)
+    assert y_limits([Line("a", steps, np.full(100, np.nan))]) is None
+
+
+def test_decimate_keeps_extremes_and_nan_gaps():
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 50_001)
+    values = rng.standard_normal(len(steps))
+    values[12_345] = 99.0
+    values[40_000] = -99.0
+    values[30_000:30_010] = np.nan
+    s, v = decimate(steps, values, 600)
+    assert len(s) <= 900 and np.all(np.diff(s) > 0)
+    assert s[0] == 1 and s[-1] == 50_000
+    assert 99.0 in v and -99.0 in v
+    assert np.isnan(v).any() and 30_001 in s
+    short_s, _ = decimate(steps[:100], values[:100], 600)
+    assert len(short_s) == 100
