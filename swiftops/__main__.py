@@ -14,12 +14,15 @@ from omegaconf import DictConfig
 
 from swiftops.configs import job_config, register
 from swiftops.paths import conf_dir
+from swiftops.record import FAILED, INTERRUPTED
 from swiftops.validate import ConfigError, find_swift, refuse
 
 log = logging.getLogger("swiftops")
 
 # set once Ctrl-C stopped a job: the sweep's remaining jobs are recorded, not started
 _sweep_interrupted = False
+# the status of a single run (no -m), for the process's exit status
+_single_status: str | None = None
 
 
 def context_from_hydra(swift_bin: str, progress: bool):
@@ -41,8 +44,8 @@ def context_from_hydra(swift_bin: str, progress: bool):
 def run_task(cfg: DictConfig) -> str:
     """One job: validate, build, launch, record. Returns the job's status; never raises for
     a failing swift (Hydra would then skip the end-of-sweep table)."""
-    global _sweep_interrupted
-    from swiftops.job import run_sft, skipped_record
+    global _sweep_interrupted, _single_status
+    from swiftops.job import skipped_record
     from swiftops.prepare import check_job, prepare_job
 
     plain = job_config(cfg)
@@ -57,14 +60,7 @@ def run_task(cfg: DictConfig) -> str:
         return record_failure(plain, ctx, str(error))
 
     if plain.get("dry_run"):
-        from swiftops.command import build_sft_argv, installed_swift_version
-        from swiftops.job import job_env_changes
-
-        argv = build_sft_argv(plain, str(ctx.job_dir / "output"), ctx.swift_bin, installed_swift_version())
-        env = "".join(f"{k}={shlex.quote(v)} " for k, v in job_env_changes(plain).items())
-        print(
-            f"# {ctx.label}: {' '.join(ctx.overrides) or '(defaults)'}\n{env}{shlex.join(argv)}", flush=True
-        )
+        print_commands(plain, ctx)
         return "dry_run"
 
     if _sweep_interrupted:
@@ -72,7 +68,7 @@ def run_task(cfg: DictConfig) -> str:
 
     try:
         plain = prepare_job(plain, ctx.job_dir)
-        record = run_sft(plain, ctx)
+        record = run_job(plain, ctx)
     except Exception as exc:
         if ctx.sweep_dir is None:
             raise
@@ -81,7 +77,79 @@ def run_task(cfg: DictConfig) -> str:
         return record_failure(plain, ctx, f"swiftops error: {type(exc).__name__}: {exc}")
     if record.status == "interrupted":
         _sweep_interrupted = True
+    if ctx.sweep_dir is None:
+        _single_status = record.status
     return record.status
+
+
+def run_job(plain: dict, ctx):
+    """The job's stages in order: train (or load the run given by run=PATH), then infer and
+    export on the chosen checkpoint."""
+    from swiftops.job import run_sft
+
+    stages = list(plain.get("stages") or ["sft"])
+    if "sft" in stages:
+        record = run_sft(plain, ctx)
+    else:
+        from swiftops.stages import CheckpointError, load_run
+
+        try:
+            record = load_run(plain["run"])
+        except CheckpointError as exc:
+            if ctx.sweep_dir is None:
+                refuse(ConfigError([str(exc)]))
+            raise
+        record.overrides, record.job_num = list(ctx.overrides), ctx.job_num
+        record.sweep_dir = str(ctx.sweep_dir) if ctx.sweep_dir else None
+    if set(stages) & {"infer", "export"}:
+        from swiftops.stages import print_failures, run_stages, stage_failures
+
+        record = run_stages(
+            plain, record, job_dir=ctx.job_dir, swift_bin=ctx.swift_bin, progress=ctx.progress
+        )
+        if "sft" not in stages and stage_failures(record):
+            print_failures(record)
+            record.status = "failed"  # the job was these stages alone: it failed with them
+    return record
+
+
+def print_commands(plain: dict, ctx) -> None:
+    """dry_run=true: the command of each stage of the job, runnable as printed."""
+    from swiftops.command import build_export_argv, build_infer_argv, build_sft_argv, installed_swift_version
+    from swiftops.job import job_env_changes
+
+    version = installed_swift_version()
+    stages = list(plain.get("stages") or ["sft"])
+    env = "".join(f"{k}={shlex.quote(v)} " for k, v in job_env_changes(plain).items())
+    lines = [f"# {ctx.label}: {' '.join(ctx.overrides) or '(defaults)'}"]
+    if "sft" in stages:
+        argv = build_sft_argv(plain, str(ctx.job_dir / "output"), ctx.swift_bin, version)
+        lines.append(env + shlex.join(argv))
+    # the checkpoint is chosen after training (ckpt=best|last), so its path is shown as a placeholder
+    ckpt = f"<{plain.get('ckpt') or 'best'} checkpoint of {plain.get('run') or ctx.job_dir / 'output'}>"
+    if "infer" in stages:
+        infer = plain.get("infer") or {}
+        argv = build_infer_argv(
+            plain,
+            test_dataset=str(plain["data"].get("test_dataset")),
+            result_path=str(ctx.job_dir / "infer" / "result.jsonl"),
+            adapters=ckpt,
+            swift_bin=ctx.swift_bin,
+            max_new_tokens=int(infer.get("max_new_tokens") or 256),
+            extra=infer.get("args") or {},
+            version=version,
+        )
+        lines.append(env + shlex.join(argv))
+    if "export" in stages:
+        argv = build_export_argv(
+            adapters=ckpt,
+            output_dir=str(ctx.job_dir / "export" / "merged"),
+            swift_bin=ctx.swift_bin,
+            extra=(plain.get("export") or {}).get("args") or {},
+            version=version,
+        )
+        lines.append(env + shlex.join(argv))
+    print("\n".join(lines), flush=True)
 
 
 def record_failure(plain: dict, ctx, error: str) -> str:
@@ -103,6 +171,10 @@ def hydra_main(cfg: DictConfig) -> str:
 def main() -> None:
     register()
     hydra_main()
+    # a single run that failed exits non-zero, so scripts can tell; in a sweep, failed runs
+    # are results (the table and report show them) and the sweep itself succeeded
+    if _single_status in (FAILED, INTERRUPTED):
+        raise SystemExit(1 if _single_status == FAILED else 130)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,6 @@ def build_infer_argv(
     args.json; without, they come from the model section.
     """
     source = {"adapters": adapters} if adapters else model_flags(cfg["model"])
-    runtime = {k: v for k, v in (cfg["runtime"].get("flags") or {}).items() if k in INFER_RUNTIME_FLAGS}
     flags = _ordered_merge(
         source,
         {
@@ -149,7 +148,6 @@ def build_infer_argv(
             "max_batch_size": 8,
             "result_path": result_path,
         },
-        runtime,
         extra or {},
     )
     return [swift_bin, "infer", *flags_to_argv(flags, version)]
@@ -169,10 +167,6 @@ def build_export_argv(
         extra or {},
     )
     return [swift_bin, "export", *flags_to_argv(flags, version)]
-
-
-# runtime flags that `swift infer` accepts too (the rest are training-only)
-INFER_RUNTIME_FLAGS = frozenset({"check_model"})
 
 
 def swift_env(cfg: Mapping[str, Any], base: Mapping[str, str]) -> dict[str, str]:

@@ -7,6 +7,16 @@ the learning rate, so a sweep can mix outcomes:
   lr >= 0.05     diverge: loss rises, exit 0 (as swift does)
   otherwise      a falling loss, exit 0
 FAKE_SWIFT_STEP_SECONDS slows each step (for Ctrl-C tests).
+
+`swift infer ... --val_dataset T --result_path R` appends one result line per row of T to R, as
+swift does: with --adapters the response is the row's reference answer (a perfect student),
+without (the base model) "I don't know."; an adapter folder without adapter_config.json fails
+(exit 1), and so does --check_model (a training flag).
+`swift export --adapters C --output_dir D` writes D/config.json (naming the adapters merged) and
+D/model.safetensors; an existing D fails without `--exist_ok true` (FileExistsError) and with it
+is left as it is, the merge skipped (exit 0), as in swift 4.6.
+FAKE_SWIFT_CALLS=FILE appends each command's name to FILE (to count launches);
+FAKE_SWIFT_FAIL=infer (or export) makes that command crash.
 """
 
 from __future__ import annotations
@@ -96,12 +106,65 @@ def train_loop(log, writer, run_dir, lr, max_steps, step_seconds):
     return 0, last_ckpt, best_ckpt, best, loss
 
 
+def crash(message: str) -> int:
+    print(f"Traceback (most recent call last):\n{message}", flush=True)
+    return 1
+
+
+def infer(argv: list[str]) -> int:
+    if "--check_model" in argv:  # a training flag: swift 4.6's infer rejects it
+        return crash(f"ValueError: remaining_argv: {argv[argv.index('--check_model') :][:2]}")
+    adapters = flag(argv, "adapters")
+    if adapters and not (Path(adapters) / "adapter_config.json").is_file():
+        return crash(f"AssertionError: args_path: {adapters}/args.json")
+    rows = [json.loads(line) for line in Path(flag(argv, "val_dataset")).read_text().splitlines() if line]
+    result_path = Path(flag(argv, "result_path"))
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(result_path, "a") as out:  # swift appends to an existing result file
+        for row in rows:
+            label = row["messages"][-1]["content"]
+            response = label if adapters else "I don't know."
+            out.write(json.dumps({"response": response, "labels": label, "messages": row["messages"]}) + "\n")
+    print(f"[INFO:swift] The inference results have been saved to result_path: `{result_path}`.", flush=True)
+    return 0
+
+
+def export(argv: list[str]) -> int:
+    adapters = Path(flag(argv, "adapters"))
+    if not (adapters / "adapter_config.json").is_file():
+        return crash(f"AssertionError: args_path: {adapters}/args.json")
+    output_dir = Path(flag(argv, "output_dir", f"{adapters}-merged"))
+    if output_dir.exists() and flag(argv, "exist_ok", "false") != "true":
+        return crash(f"FileExistsError: args.output_dir: `{output_dir}` already exists.")
+    if output_dir.exists():  # as swift 4.6 does, whatever the folder holds
+        print(
+            f"[INFO:swift] The weight directory for the merged LoRA already exists in {output_dir}, "
+            "skipping the saving process.",
+            flush=True,
+        )
+        return 0
+    output_dir.mkdir(parents=True)
+    (output_dir / "config.json").write_text(json.dumps({"model_type": "qwen2", "merged_from": str(adapters)}))
+    (output_dir / "model.safetensors").write_bytes(b"fake weights")
+    print(f"[INFO:swift] Successfully merged LoRA and saved in `{output_dir}`.", flush=True)
+    return 0
+
+
 def main() -> int:
     argv = sys.argv[1:]
     if not argv:
         return 2
+    if os.environ.get("FAKE_SWIFT_CALLS"):
+        with open(os.environ["FAKE_SWIFT_CALLS"], "a") as calls:
+            calls.write(argv[0] + "\n")
+    if argv[0] in os.environ.get("FAKE_SWIFT_FAIL", "").split(","):
+        return crash(f"RuntimeError: fake swift {argv[0]} failed")
     if argv[0] == "sft":
         return sft(argv[1:])
+    if argv[0] == "infer":
+        return infer(argv[1:])
+    if argv[0] == "export":
+        return export(argv[1:])
     print(f"fake swift: unsupported command {argv[0]}", file=sys.stderr)
     return 2
 
