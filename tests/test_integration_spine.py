@@ -80,7 +80,8 @@ def swift_processes_for(marker: str) -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if marker in cmdline and "pytest" not in cmdline:
+        # (not "pytest" not in cmdline: the marker, a tmp_path, itself holds "pytest-of-<user>")
+        if marker in cmdline and int(proc.name) != os.getpid():
             found.append(cmdline)
     return found
 
@@ -90,6 +91,9 @@ def test_ctrl_c_stops_swift_and_records_interrupted(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "swiftops", "epochs=20", f"hydra.run.dir={job}", "report.enabled=false"],
         cwd=tmp_path,
+        # as from a terminal: a shell's background job (CI's, this test's parent) ignores SIGINT,
+        # and Python keeps an inherited SIG_IGN, so Ctrl-C would never arrive
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -20,7 +20,7 @@ from swiftops.validate import find_swift
 
 pytestmark = pytest.mark.integration
 
-# small and quick: 1 epoch on the built-in math set (the same bytes everywhere, with or without
+# small and quick: the built-in math set (the same bytes everywhere, with or without
 # the tutorial's files), an eval and a checkpoint every 3 steps, all kept, without optimizer
 # state; 32 new tokens per test answer. The exam scorer applies to its {{ans:N}} answers.
 TINY_RUN = [
@@ -28,7 +28,6 @@ TINY_RUN = [
     "data.dataset=[${swiftops.tiny:math_train_100}]",
     "data.test_dataset=${swiftops.tiny:math_test}",
     "data.split_dataset_ratio=0.1",
-    "epochs=1",
     "batch_size=4",
     "grad_accum=1",
     "eval_steps=3",
@@ -39,10 +38,10 @@ TINY_RUN = [
     "progress=false",
     "report.enabled=false",
 ]
-# the tutorial's failing run 1 on the tiny base: lr 0.1 makes the loss jump, and at a constant
-# rate it never settles, so the lowest eval loss comes before the last step (measured: step 21
-# of 23, 4.16 against 4.22 at the end)
-DIVERGING = ["lr=1e-1", "train.lr_scheduler_type=constant"]
+# overfits within 3 epochs (rank 32 at a constant 3e-2 on 90 problems), so the lowest eval
+# loss comes well before the last step and `best` is not `last` (measured: eval loss 2.87 at
+# step 36 of 69, 3.60 at the end; a diverging lr 0.1 run kept creeping down and ended lowest)
+OVERFITTING = ["lr=3e-2", "epochs=3", "lora_rank=32", "train.lr_scheduler_type=constant"]
 
 
 def count_rows(path: str) -> int:
@@ -78,15 +77,14 @@ def swiftops(*args: str, cwd: Path, timeout: float = 900) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def diverging_job(tmp_path_factory):
-    """One real training run, driven through swiftops.job and swiftops.stages in-process, at a
-    learning rate that makes the tiny model's loss rise (the tutorial's run 1), so the lowest
-    eval loss comes early and `best` is not simply `last`."""
+def overfitting_job(tmp_path_factory):
+    """One real training run, driven through swiftops.job and swiftops.stages in-process, that
+    overfits, so the lowest eval loss comes early and `best` is not simply `last`."""
     from swiftops.job import JobContext, run_sft
     from swiftops.prepare import prepare_job
 
     job_dir = tmp_path_factory.mktemp("stages") / "job"
-    cfg = job_config(compose_config([*TINY_RUN, *DIVERGING, "stages=[sft,infer,export]"]))
+    cfg = job_config(compose_config([*TINY_RUN, *OVERFITTING, "stages=[sft,infer,export]"]))
     cfg = prepare_job(cfg, job_dir)
     swift_bin = find_swift(None)
     record = run_sft(cfg, JobContext(job_dir=job_dir, swift_bin=swift_bin, progress=False))
@@ -95,8 +93,8 @@ def diverging_job(tmp_path_factory):
     return cfg, record, job_dir, swift_bin
 
 
-def test_infer_scores_every_test_row_of_the_best_checkpoint(diverging_job):
-    cfg, _, job_dir, _ = diverging_job
+def test_infer_scores_every_test_row_of_the_best_checkpoint(overfitting_job):
+    cfg, _, job_dir, _ = overfitting_job
     infer = read_record(job_dir).stages["infer"]
     assert infer["status"] == "completed", infer.get("error")
     result = job_dir / "infer" / "result.jsonl"
@@ -110,8 +108,8 @@ def test_infer_scores_every_test_row_of_the_best_checkpoint(diverging_job):
     assert baseline["n"] == len(rows) and (job_dir / "baseline" / "result.jsonl").is_file()
 
 
-def test_best_is_the_checkpoint_with_the_lowest_eval_loss_in_the_logs(diverging_job):
-    _, record, job_dir, _ = diverging_job
+def test_best_is_the_checkpoint_with_the_lowest_eval_loss_in_the_logs(overfitting_job):
+    _, record, job_dir, _ = overfitting_job
     run_dir = Path(record.run_dir)
     checkpoints = sorted(run_dir.glob("checkpoint-*"))
     assert len(checkpoints) >= 3, checkpoints
@@ -119,7 +117,7 @@ def test_best_is_the_checkpoint_with_the_lowest_eval_loss_in_the_logs(diverging_
     last = max(checkpoints, key=lambda p: int(p.name.split("-")[1]))
     assert expected != last, (
         f"the lowest eval loss came at the last checkpoint, so this run can't tell best from last; "
-        f"retune DIVERGING: {eval_losses(run_dir)}"
+        f"retune OVERFITTING: {eval_losses(run_dir)}"
     )
     assert resolve_checkpoint(record, "best") == expected
     assert resolve_checkpoint(load_run(run_dir), "best") == expected  # read from the bare run folder
@@ -128,8 +126,8 @@ def test_best_is_the_checkpoint_with_the_lowest_eval_loss_in_the_logs(diverging_
     assert stages["infer"]["checkpoint"] == stages["export"]["checkpoint"] == str(expected)
 
 
-def test_export_merges_into_the_job_folder_and_can_run_again(diverging_job):
-    cfg, record, job_dir, swift_bin = diverging_job
+def test_export_merges_into_the_job_folder_and_can_run_again(overfitting_job):
+    cfg, record, job_dir, swift_bin = overfitting_job
     export = read_record(job_dir).stages["export"]
     assert export["status"] == "completed", export.get("error")
     merged = job_dir / "export" / "merged"
@@ -145,8 +143,8 @@ def test_export_merges_into_the_job_folder_and_can_run_again(diverging_job):
     assert (merged / "config.json").stat().st_mtime_ns > first  # really written again
 
 
-def test_ckpt_best_on_a_run_without_checkpoints_is_recorded_with_the_run_named(diverging_job, tmp_path):
-    cfg, _, _, swift_bin = diverging_job
+def test_ckpt_best_on_a_run_without_checkpoints_is_recorded_with_the_run_named(overfitting_job, tmp_path):
+    cfg, _, _, swift_bin = overfitting_job
     empty_run = tmp_path / "output" / "v0-20260101-000000"
     empty_run.mkdir(parents=True)
     (empty_run / "logging.jsonl").write_text("")
@@ -163,7 +161,7 @@ def test_ckpt_best_on_a_run_without_checkpoints_is_recorded_with_the_run_named(d
 def test_sft_infer_export_through_the_app(tmp_path):
     """`python -m swiftops stages=[sft,infer,export]`, then `stages=[export] run=JOB` on it."""
     job = tmp_path / "job"
-    done = swiftops(*TINY_RUN, "stages=[sft,infer,export]", f"hydra.run.dir={job}", cwd=tmp_path)
+    done = swiftops(*TINY_RUN, "epochs=1", "stages=[sft,infer,export]", f"hydra.run.dir={job}", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     record = read_record(job)
     assert record.status == "completed"
@@ -175,7 +173,13 @@ def test_sft_infer_export_through_the_app(tmp_path):
 
     again = tmp_path / "again"
     done = swiftops(
-        *TINY_RUN, "stages=[export]", f"run={job}", "ckpt=last", f"hydra.run.dir={again}", cwd=tmp_path
+        *TINY_RUN,
+        "epochs=1",
+        "stages=[export]",
+        f"run={job}",
+        "ckpt=last",
+        f"hydra.run.dir={again}",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     export = read_record(again).stages["export"]
