@@ -45,7 +45,9 @@ class ClassifySettings:
     explode_factor: float = (
         3.0  # training loss (3-point median) reaching this multiple of its first value = exploded
     )
-    low_lr: float = 1e-6  # a flat failed run at or below this learning rate is told to raise it, not lower it
+    spike_rise: float = 0.25  # training loss (3-point median) this much above its start, even if it came
+    #   back down = unstable (failed): the learning rate is too high
+    high_lr: float = 1e-2  # a flat failed run below this learning rate is told to raise it 10x, not lower it
     lr_divisor: float = 100.0  # failed: the next learning rate is this many times smaller
     epochs_factor: float = 3.0  # underfit: the next run trains this many times more epochs
 
@@ -255,7 +257,7 @@ def epoch_at(curves: Curves, step: float) -> float | None:
 class _Facts:
     """What diagnose() found, handed to the next-step rules."""
 
-    cause: str = ""  # failed: exit | no_steps | nan | explode | rising | flat
+    cause: str = ""  # failed: exit | no_steps | nan | explode | rising | unstable | flat
     train_falling: bool = False
     best_step: int | None = None
     last_step: int | None = None
@@ -399,6 +401,19 @@ def _failure(
                 "over the second half) but eval loss improved: judged on the eval loss, the training loss "
                 "is batch noise here"
             )
+        if not rising and first > 0 and smooth[peak] >= (1 + s.spike_rise) * first:
+            # the tutorial's lr 0.1 run: the loss jumps before any learning shows; a cosine decay
+            # may bring it back down later, but to a worse place than a sane learning rate would
+            jump = int(np.argmax(smooth >= (1 + s.spike_rise) * first))
+            reasons.append(
+                f"training loss jumped {smooth[peak] / first - 1:.0%} above its start ({_num(first)} at step "
+                f"{int(steps[0])} -> {_num(values[peak])} at step {int(steps[peak])}; 3-point median, the "
+                f"limit is +{s.spike_rise:.0%}) before it came back down to {_num(float(values[-1]))}: "
+                "too high a learning rate for stable training"
+            )
+            figures["divergence_step"] = int(steps[jump])
+            facts.cause = "unstable"
+            return "failed", max(confidence, min(0.95, 0.6 + (smooth[peak] / first - 1)))
         improved = late_level < first * (1 - s.min_improvement)
         if not improved and not rising and eval_better is not True:
             reasons.append(
@@ -632,17 +647,19 @@ def next_step(
                 "curves could say anything; fix the cause and run it again.",
                 None,
             )
-        if facts.cause == "flat" and lr is not None and lr <= s.low_lr:
+        if facts.cause == "flat" and lr is not None and lr < s.high_lr:
+            # a loss that neither fell nor jumped: the steps were too small to learn anything
             new = lr * 10
             return NextStep(
                 f"Raise the learning rate 10x ({_fmt(lr)} -> {_fmt(new)}): "
-                f"at {_fmt(lr)} the loss did not move.",
+                f"at {_fmt(lr)} the loss barely moved.",
                 f"lr={_fmt(new)}",
             )
         why = {
             "nan": "the loss went NaN",
             "explode": "the loss exploded",
             "rising": "the loss rose instead of falling",
+            "unstable": "the loss jumped before it fell",
             "flat": "the loss did not fall",
         }.get(facts.cause, "the run failed")
         if lr is None:
