@@ -3,24 +3,36 @@ with the first line of its description (like `tune ls`)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 from swiftops.paths import conf_dir, sweeps_dir
 
 
-def describe(path: Path) -> str:
-    """The first comment line of a config that is not its `# python -m ...` command."""
+def describe(path: Path, width: int = 100) -> str:
+    """The first sentence of a config's leading comment (its `# python -m ...` line skipped),
+    shortened to about `width` characters at a word boundary."""
+    words: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         text = line.strip()
         if not text.startswith("#"):
-            if text:
+            if text or words:
                 break
             continue
         text = text.lstrip("#").strip()
-        if text and not text.startswith(("@package", "python -m")):
-            return text
-    return ""
+        if text.startswith(("@package", "python -m")):
+            continue
+        if not text:
+            if words:
+                break  # the first paragraph ends at an empty comment line
+            continue
+        words.extend(text.split())
+    paragraph = " ".join(words)
+    sentence = re.split(r"(?<=[.!?])\s", paragraph, maxsplit=1)[0]
+    if len(sentence) <= width:
+        return sentence
+    return sentence[:width].rsplit(" ", 1)[0].rstrip(",;:(") + " ..."
 
 
 def listing() -> list[tuple[str, list[tuple[str, str]]]]:

@@ -66,3 +66,15 @@ def test_ls_lists_sweeps_experiments_and_groups(tmp_path):
         "runtime=gpu",
     ):
         assert needle in out
+
+
+def test_ls_describes_each_entry_by_the_first_sentence_of_its_comment(tmp_path):
+    from swiftops.ls import describe
+
+    preset = tmp_path / "x.yaml"
+    preset.write_text(
+        "# @package _global_\n# python -m swiftops experiment=x\n#\n"
+        "# The first sentence runs over\n# two lines. The second is left out.\n#\n# Details.\nlr: 1\n"
+    )
+    assert describe(preset) == "The first sentence runs over two lines."
+    assert describe(preset, width=20) == "The first sentence ..."
