@@ -84,3 +84,55 @@ def test_tutorial_data_falls_back_to_the_built_in_math_set(monkeypatch, tmp_path
     plain = job_config(compose_config(["data=tutorial_1k"]))
     assert plain["data"]["dataset"] == [str(tiny_assets().math_train_1k)]
     assert plain["data"]["test_dataset"] == str(tiny_assets().math_test)
+
+
+# sweeps/tutorial_tiny.yaml: the five runs scaled for the tiny model on CPU (see each experiment's header):
+# lr, rank, epochs, tutorial file, batch, accumulation, eval_steps
+TUTORIAL_TINY_TABLE = {
+    1: ("0.1", "4", "1", "train_100", "8", "2", "1"),
+    2: ("0.003", "4", "1", "train_100", "4", "1", "2"),
+    3: ("0.01", "32", "40", "train_100", "16", "1", "12"),
+    4: ("0.001", "8", "1", "train_1k", "16", "1", "4"),
+    5: ("0.015", "8", "5", "train_1k", "16", "1", "12"),
+}
+
+
+def test_the_tiny_tutorial_sweep_runs_the_five_tiny_experiments_in_order():
+    cfg = compose_config(["+sweep=tutorial_tiny"], hydra_node=True)
+    assert str(cfg.hydra.sweeper.params.experiment).split(",") == [
+        f"tutorial_tiny_run{run}" for run in sorted(TUTORIAL_TINY_TABLE)
+    ]
+
+
+@pytest.mark.parametrize("source", ["zh", "built_in"])
+@pytest.mark.parametrize("run", sorted(TUTORIAL_TINY_TABLE))
+def test_tiny_tutorial_runs_build_their_flags_on_the_tiny_model(run, source, monkeypatch, tmp_path):
+    from swiftops.configs import TUTORIAL_FILES
+    from swiftops.tiny import tiny_assets
+
+    folder = TUTORIAL_DATA / "zh" if source == "zh" else tmp_path / "absent"
+    monkeypatch.setenv("SWIFTOPS_TUTORIAL_DATA", str(folder))
+    lr, rank, epochs, name, batch, accum, eval_steps = TUTORIAL_TINY_TABLE[run]
+    flags = argv_to_flags(
+        build_sft_argv(job_config(compose_config([f"experiment=tutorial_tiny_run{run}"])), "out")
+    )
+    assets = tiny_assets()
+    expected = folder / f"{name}.jsonl" if source == "zh" else getattr(assets, TUTORIAL_FILES[name])
+    assert flags["dataset"] == [str(expected)]
+    assert flags["model"] == [str(assets.model_dir)] and flags["model_type"] == ["qwen2"]
+    assert flags["learning_rate"] == [lr]
+    assert flags["lora_rank"] == [rank]
+    assert flags["num_train_epochs"] == [epochs]
+    assert flags["per_device_train_batch_size"] == [batch]
+    assert flags["gradient_accumulation_steps"] == [accum]
+    assert flags["eval_steps"] == [eval_steps] and flags["save_steps"] == [eval_steps]
+    # shared by all five (conf/train/tutorial_tiny.yaml and the experiments)
+    assert flags["lr_scheduler_type"] == ["constant_with_warmup"]
+    assert flags["warmup_ratio"] == ["0.05"]
+    assert flags["target_modules"] == ["all-linear"]
+    assert flags["lora_alpha"] == ["32"] and flags["lora_dropout"] == ["0.05"]
+    assert flags["max_length"] == ["320"]
+    assert flags["split_dataset_ratio"] == ["0.1"]
+    assert flags["logging_steps"] == ["1" if run == 1 else "5"]  # run 1 has only 5-6 steps
+    # the CPU runtime
+    assert flags["fp16"] == ["false"] and flags["check_model"] == ["false"]
