@@ -180,8 +180,9 @@ def _fit_slope(
         usable = counts[inverse] >= 3
         if usable.sum() - len(np.unique(inverse[usable])) >= 4:
             x, y, inverse = x[usable], y[usable], inverse[usable]
-            xd = x - (np.bincount(inverse, x) / np.bincount(inverse))[inverse]
-            yd = y - (np.bincount(inverse, y) / np.bincount(inverse))[inverse]
+            with np.errstate(invalid="ignore"):  # groups dropped as unusable are empty bins: 0/0, unused
+                xd = x - (np.bincount(inverse, x) / np.bincount(inverse))[inverse]
+                yd = y - (np.bincount(inverse, y) / np.bincount(inverse))[inverse]
             dof = len(x) - len(np.unique(inverse)) - 1
             within = True
     if not within:

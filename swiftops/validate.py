@@ -97,6 +97,8 @@ def validate_config(cfg: Mapping[str, Any], path_exists: Callable[[str], bool] =
     if model_id.startswith(("/", "./", "../", "~")) and not path_exists(os.path.expanduser(model_id)):
         problems.append(f"model.id = {model_id!r} does not exist; give a model folder or a hub id")
 
+    problems.extend(classify_problems(cfg.get("classify") or {}))
+
     stages = list(cfg.get("stages") or [])
     unknown = [s for s in stages if s not in STAGES]
     if not stages or unknown:
@@ -120,6 +122,23 @@ def validate_config(cfg: Mapping[str, Any], path_exists: Callable[[str], bool] =
         is_path = os.sep in str(ckpt) or str(ckpt).startswith(("~", "."))
         if not is_path or not path_exists(os.path.expanduser(str(ckpt))):
             problems.append(f"ckpt = {ckpt!r}; use best, last, or an existing checkpoint folder")
+    return problems
+
+
+def classify_problems(settings: Mapping[str, Any]) -> list[str]:
+    """The classify group's keys must be fields of ClassifySettings, with numbers for values:
+    a typo (+classify.overfit_ris=0.1) would otherwise cost every run its verdict."""
+    from dataclasses import fields
+
+    from swiftops.diagnosis import ClassifySettings
+
+    valid = {f.name for f in fields(ClassifySettings)}
+    problems = []
+    for key, value in settings.items():
+        if key not in valid:
+            problems.append(f"classify.{key} is not a threshold of the diagnosis; use one of {sorted(valid)}")
+        elif _number(value) is None or float(value) < 0:
+            problems.append(f"classify.{key} = {value!r}; use a number >= 0")
     return problems
 
 

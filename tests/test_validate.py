@@ -89,3 +89,16 @@ def test_all_problems_come_at_once():
 )
 def test_local_paths_and_hub_ids(entry, local):
     assert looks_like_local_path(entry) is local
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("+classify.overfit_ris=0.1", ["classify.overfit_ris", "overfit_rise"]),
+        ("classify.noise_z=high", ["classify.noise_z", "'high'", "number"]),
+    ],
+)
+def test_classify_thresholds_are_checked_before_any_run(composed, override, names):
+    problems = problems_for(composed, [override])
+    assert len(problems) == 1, problems
+    assert all(n in problems[0] for n in names), problems[0]
