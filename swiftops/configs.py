@@ -20,11 +20,12 @@ def tutorial_data_dir() -> Path | None:
     """The tutorial's data folder: $SWIFTOPS_TUTORIAL_DATA, else ../shared/tutorial_data/zh
     beside the working directory or beside the project checkout, where it exists."""
     if os.environ.get("SWIFTOPS_TUTORIAL_DATA"):
-        return Path(os.environ["SWIFTOPS_TUTORIAL_DATA"]).expanduser().resolve()
+        return Path(os.path.abspath(os.path.expanduser(os.environ["SWIFTOPS_TUTORIAL_DATA"])))
     for base in (Path.cwd(), PACKAGE_DIR.parent):
         candidate = base.parent / "shared" / "tutorial_data" / "zh"
         if (candidate / "train_100.jsonl").is_file():
-            return candidate.resolve()
+            # normalised, not resolved: a symlinked shared/ stays as the user sees it
+            return Path(os.path.abspath(candidate))
     return None
 
 
