@@ -32,16 +32,16 @@ def close_sweep(folder: Path, config: DictConfig) -> Path | None:
     """Table and report for every run.json under folder; returns the report's path. Never
     raises: a broken report must not hide the table, nor the table the runs."""
     from swiftops.record import find_records, read_record
-    from swiftops.summary import markdown_table, summary_frame
+    from swiftops.summary import markdown_table, summary_csv, summary_rows
 
     paths = find_records(folder) if folder.is_dir() else []
     if not paths:
         return None  # dry runs and runs stopped by a config error leave no records
     records = [read_record(p) for p in paths]
     try:
-        frame = summary_frame(records)
-        frame.to_csv(folder / "summary.csv", index=False)
-        print(f"\n{markdown_table(frame)}\n", flush=True)
+        rows = summary_rows(records)
+        (folder / "summary.csv").write_text(summary_csv(rows), encoding="utf-8")
+        print(f"\n{markdown_table(rows)}\n", flush=True)
     except Exception:
         log.exception("could not write the summary table of %s", folder)
     report_cfg = config.get("report") or {}

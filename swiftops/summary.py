@@ -1,7 +1,12 @@
-"""records -> the end-of-sweep comparison table (pure; pandas imported when called)."""
+"""records -> the end-of-sweep comparison table: CSV and markdown.
+
+csv and tabulate rather than pandas: this runs at the end of every single run, where importing
+pandas cost 0.3 s of the orchestrator's ~0.8 s (benchmarks/overhead.py)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -60,14 +65,19 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def summary_frame(records: Sequence[RunRecord]):
-    """The table as a pandas DataFrame."""
-    import pandas as pd
+def summary_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The table as CSV text, every column (job folders included)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
-    return pd.DataFrame(summary_rows(records))
 
-
-def markdown_table(frame) -> str:
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """The console form: without the job folders (they go in the CSV), numbers rounded."""
-    shown = frame.drop(columns=["job_dir"], errors="ignore")
-    return shown.to_markdown(index=False, floatfmt=".4g")
+    from tabulate import tabulate
+
+    shown = [{k: ("" if v is None else v) for k, v in row.items() if k != "job_dir"} for row in rows]
+    return tabulate(shown, headers="keys", tablefmt="pipe", floatfmt=".4g")
