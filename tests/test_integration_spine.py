@@ -68,7 +68,21 @@ def test_quickstart_sweep_end_to_end(tmp_path):
     assert all(row["verdict"] for row in rows)
     assert "| job |" in done.stdout or "|   job |" in done.stdout
     last_line = done.stdout.strip().splitlines()[-1]
-    assert last_line.startswith("report: ") and Path(last_line[len("report: ") :]).is_file()
+    report = Path(last_line[len("report: ") :])
+    assert last_line.startswith("report: ") and report.is_file()
+
+    # the report: one row per job, and real curves (the overlay and one plot per run, non-empty)
+    from test_report import parse, png_size, table_rows
+
+    page = parse(report.read_text(encoding="utf-8"))
+    assert len(table_rows(page)) == 4
+    sources = [img.attrs.get("src", "") for img in page.find_all("img")]
+    images = [src for src in sources if src.startswith("data:")]
+    assert len(images) >= 1 + 4 and all(min(png_size(uri)) > 0 for uri in images)
+    # on the pretrained tiny base lr 0.1 fails as the tutorial's run 1 did, and the advice is to lower it
+    for record in records[:2]:
+        assert record.verdict == "failed", record.diagnosis["reasons"]
+        assert record.diagnosis["next"]["override"] == "lr=1e-3"
 
 
 def swift_processes_for(marker: str) -> list[str]:
