@@ -17,7 +17,6 @@ stage's entry in run.json (`completed`, `failed` with the error, or `skipped` wi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -30,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from swiftops.command import build_export_argv, build_infer_argv, installed_swift_version, swift_env
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RunRecord, read_record, write_record
@@ -620,18 +621,6 @@ def holds_other_baseline(folder: Path, key: Mapping[str, Any]) -> bool:
     return "key" in cached and read_baseline(folder, key) is None
 
 
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive lock across processes (parallel jobs of a sweep on one machine)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def baseline_score(cfg: Mapping[str, Any], *, sweep_dir_or_job_dir: Path, swift_bin: str) -> dict[str, Any]:
     """The base model (no adapter) over the test set, scored once per sweep and cached.
 
@@ -644,7 +633,8 @@ def baseline_score(cfg: Mapping[str, Any], *, sweep_dir_or_job_dir: Path, swift_
     """
     root = Path(sweep_dir_or_job_dir)
     key = baseline_key(cfg)
-    with file_lock(root / ".baseline.lock"):
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / ".baseline.lock"):  # parallel jobs of a sweep: one baseline run
         candidates = baseline_dirs(root, key)
         for folder in candidates:
             cached = read_baseline(folder, key)

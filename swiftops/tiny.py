@@ -13,8 +13,6 @@ the build, which runs in a subprocess (`python -m swiftops.tiny build`).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -25,9 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from swiftops.paths import cache_dir
 
@@ -158,18 +158,6 @@ def rebuild_reasons(assets: TinyAssets) -> list[str]:
 # ---------------------------------------------------------------- ensure (lock + subprocess)
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (created if needed), so concurrent jobs build once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_tiny_assets(cache: Path | None = None) -> TinyAssets:
     """The tiny assets, built first if missing or damaged (in a subprocess, under a file lock).
 
@@ -180,7 +168,8 @@ def ensure_tiny_assets(cache: Path | None = None) -> TinyAssets:
     if not rebuild_reasons(assets):
         return assets
     cache_root = assets.root.parent
-    with file_lock(cache_root / f"{assets.root.name}.lock"):
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache_root / f"{assets.root.name}.lock"):  # concurrent jobs build once
         reasons = rebuild_reasons(assets)  # another process may have built it while we waited
         if not reasons:
             return assets
