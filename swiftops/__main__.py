@@ -45,8 +45,9 @@ def run_task(cfg: DictConfig) -> str:
     """One job: validate, build, launch, record. Returns the job's status; never raises for
     a failing swift (Hydra would then skip the end-of-sweep table)."""
     global _sweep_interrupted, _single_status
-    from swiftops.job import skipped_record
+    from swiftops.job import run_job, skipped_record
     from swiftops.prepare import check_job, prepare_job
+    from swiftops.stages import CheckpointError
 
     plain = job_config(cfg)
     swift_bin = find_swift(plain.get("swift_bin")) or ""
@@ -69,86 +70,30 @@ def run_task(cfg: DictConfig) -> str:
     try:
         plain = prepare_job(plain, ctx.job_dir)
         record = run_job(plain, ctx)
+    except CheckpointError as exc:  # run=PATH holds no run: bad input, named like the others
+        if ctx.sweep_dir is None:
+            refuse(ConfigError([str(exc)]))
+        return record_failure(plain, ctx, str(exc))
     except Exception as exc:
         if ctx.sweep_dir is None:
             raise
         # a bug of ours in one job must not cost the sweep its other jobs or its table
         log.exception("job %s failed inside swiftops", ctx.job_dir)
         return record_failure(plain, ctx, f"swiftops error: {type(exc).__name__}: {exc}")
-    if record.status == "interrupted":
+    if record.status == INTERRUPTED:
         _sweep_interrupted = True
     if ctx.sweep_dir is None:
         _single_status = record.status
     return record.status
 
 
-def run_job(plain: dict, ctx):
-    """The job's stages in order: train (or load the run given by run=PATH), then infer and
-    export on the chosen checkpoint."""
-    from swiftops.job import run_sft
-
-    stages = list(plain.get("stages") or ["sft"])
-    if "sft" in stages:
-        record = run_sft(plain, ctx)
-    else:
-        from swiftops.stages import CheckpointError, load_run
-
-        try:
-            record = load_run(plain["run"])
-        except CheckpointError as exc:
-            if ctx.sweep_dir is None:
-                refuse(ConfigError([str(exc)]))
-            raise
-        record.overrides, record.job_num = list(ctx.overrides), ctx.job_num
-        record.sweep_dir = str(ctx.sweep_dir) if ctx.sweep_dir else None
-    if set(stages) & {"infer", "export"}:
-        from swiftops.stages import print_failures, run_stages, stage_failures
-
-        record = run_stages(
-            plain, record, job_dir=ctx.job_dir, swift_bin=ctx.swift_bin, progress=ctx.progress
-        )
-        if "sft" not in stages and stage_failures(record):
-            print_failures(record)
-            record.status = "failed"  # the job was these stages alone: it failed with them
-    return record
-
-
 def print_commands(plain: dict, ctx) -> None:
     """dry_run=true: the command of each stage of the job, runnable as printed."""
-    from swiftops.command import build_export_argv, build_infer_argv, build_sft_argv, installed_swift_version
-    from swiftops.job import job_env_changes
+    from swiftops.job import job_env_changes, planned_commands
 
-    version = installed_swift_version()
-    stages = list(plain.get("stages") or ["sft"])
     env = "".join(f"{k}={shlex.quote(v)} " for k, v in job_env_changes(plain).items())
     lines = [f"# {ctx.label}: {' '.join(ctx.overrides) or '(defaults)'}"]
-    if "sft" in stages:
-        argv = build_sft_argv(plain, str(ctx.job_dir / "output"), ctx.swift_bin, version)
-        lines.append(env + shlex.join(argv))
-    # the checkpoint is chosen after training (ckpt=best|last), so its path is shown as a placeholder
-    ckpt = f"<{plain.get('ckpt') or 'best'} checkpoint of {plain.get('run') or ctx.job_dir / 'output'}>"
-    if "infer" in stages:
-        infer = plain.get("infer") or {}
-        argv = build_infer_argv(
-            plain,
-            test_dataset=str(plain["data"].get("test_dataset")),
-            result_path=str(ctx.job_dir / "infer" / "result.jsonl"),
-            adapters=ckpt,
-            swift_bin=ctx.swift_bin,
-            max_new_tokens=int(infer.get("max_new_tokens") or 256),
-            extra=infer.get("args") or {},
-            version=version,
-        )
-        lines.append(env + shlex.join(argv))
-    if "export" in stages:
-        argv = build_export_argv(
-            adapters=ckpt,
-            output_dir=str(ctx.job_dir / "export" / "merged"),
-            swift_bin=ctx.swift_bin,
-            extra=(plain.get("export") or {}).get("args") or {},
-            version=version,
-        )
-        lines.append(env + shlex.join(argv))
+    lines += [env + shlex.join(argv) for argv in planned_commands(plain, ctx)]
     print("\n".join(lines), flush=True)
 
 

@@ -134,6 +134,63 @@ def run_sft(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     return record
 
 
+def run_job(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
+    """The job's stages in order: train (or load the run given by run=PATH), then infer and
+    export on the chosen checkpoint. Never raises for swift's failures.
+
+    Raises:
+        swiftops.stages.CheckpointError: run=PATH holds no run.
+    """
+    stages = list(cfg.get("stages") or ["sft"])
+    if "sft" in stages:
+        record = run_sft(cfg, ctx)
+    else:
+        from swiftops.stages import load_run
+
+        record = load_run(cfg["run"])
+        record.overrides, record.job_num = list(ctx.overrides), ctx.job_num
+        record.sweep_dir = str(ctx.sweep_dir) if ctx.sweep_dir else None
+    if set(stages) & {"infer", "export"}:
+        from swiftops.stages import print_failures, run_stages, stage_failures
+
+        record = run_stages(cfg, record, job_dir=ctx.job_dir, swift_bin=ctx.swift_bin, progress=ctx.progress)
+        if "sft" not in stages and stage_failures(record):
+            print_failures(record)
+            record.status = FAILED  # the job was these stages alone: it failed with them
+    return record
+
+
+def planned_commands(cfg: Mapping[str, Any], ctx: JobContext) -> list[list[str]]:
+    """The argv of each stage of the job, for dry_run. The checkpoint is chosen after training
+    (ckpt=best|last), so infer and export show it as a placeholder."""
+    from swiftops.stages import export_argv, infer_argv
+
+    stages = list(cfg.get("stages") or ["sft"])
+    commands = []
+    if "sft" in stages:
+        commands.append(
+            build_sft_argv(cfg, str(ctx.job_dir / "output"), ctx.swift_bin, installed_swift_version())
+        )
+    ckpt = f"<{cfg.get('ckpt') or 'best'} checkpoint of {cfg.get('run') or ctx.job_dir / 'output'}>"
+    if "infer" in stages:
+        commands.append(
+            infer_argv(
+                cfg,
+                test_dataset=str(cfg["data"].get("test_dataset")),
+                result_path=str(ctx.job_dir / "infer" / "result.jsonl"),
+                adapters=ckpt,
+                swift_bin=ctx.swift_bin,
+            )
+        )
+    if "export" in stages:
+        commands.append(
+            export_argv(
+                cfg, adapters=ckpt, output_dir=str(ctx.job_dir / "export" / "merged"), swift_bin=ctx.swift_bin
+            )
+        )
+    return commands
+
+
 def outcome_exit_status(record: RunRecord) -> int:
     """0 when the job completed, 1 when it failed, 130 when interrupted (as a shell would)."""
     return {COMPLETED: 0, FAILED: 1, INTERRUPTED: 130}.get(record.status, 1)

@@ -298,6 +298,39 @@ def infer_extra(cfg: Mapping[str, Any], extra: Mapping[str, Any] | None = None) 
     return flags
 
 
+def infer_argv(
+    cfg: Mapping[str, Any],
+    *,
+    test_dataset: str,
+    result_path: str,
+    adapters: str | None,
+    swift_bin: str,
+    extra: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """`swift infer` as the infer stage runs it: the infer section's max_new_tokens and args."""
+    return build_infer_argv(
+        cfg,
+        test_dataset=test_dataset,
+        result_path=result_path,
+        adapters=adapters,
+        swift_bin=swift_bin,
+        max_new_tokens=int(infer_settings(cfg).get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
+        extra=infer_extra(cfg, extra),
+        version=installed_swift_version(),
+    )
+
+
+def export_argv(cfg: Mapping[str, Any], *, adapters: str, output_dir: str, swift_bin: str) -> list[str]:
+    """`swift export --merge_lora true` as the export stage runs it: the export section's args."""
+    return build_export_argv(
+        adapters=adapters,
+        output_dir=output_dir,
+        swift_bin=swift_bin,
+        extra=(cfg.get("export") or {}).get("args"),
+        version=installed_swift_version(),
+    )
+
+
 def resolve_test_set(cfg: Mapping[str, Any], out_dir: Path) -> str:
     """The test set for swift infer. A local self-cognition file with {{NAME}}/{{AUTHOR}} gets
     a filled copy in out_dir (as the training data does), so references name the model."""
@@ -492,7 +525,6 @@ def infer_run(
     result_path, score_path = stage_dir / "result.jsonl", stage_dir / "score.json"
     for stale in (result_path, score_path):
         stale.unlink(missing_ok=True)  # swift appends to an existing result file
-    settings = infer_settings(cfg)
     test = resolve_test_set(cfg, stage_dir)
     extra: dict[str, Any] = {}
     adapters = None
@@ -503,15 +535,13 @@ def infer_run(
         run_cfg = {**cfg, "model": {**cfg["model"], "id": str(checkpoint)}}
     if adapters is None and cfg["data"].get("system"):
         extra["system"] = cfg["data"]["system"]  # the tuned run has it from args.json: same prompt for both
-    argv = build_infer_argv(
+    argv = infer_argv(
         run_cfg,
         test_dataset=test,
         result_path=str(result_path),
         adapters=adapters,
         swift_bin=swift_bin,
-        max_new_tokens=int(settings.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
-        extra=infer_extra(cfg, extra),
-        version=installed_swift_version(),
+        extra=extra,
     )
     entry: dict[str, Any] = {"argv": argv, "test_dataset": test, "result_path": str(result_path)}
     log.info("launching swift infer in %s", stage_dir)
@@ -549,13 +579,7 @@ def export_stage(
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     log_path = job_dir / "export.log"
-    argv = build_export_argv(
-        adapters=str(choice.path),
-        output_dir=str(staging),
-        swift_bin=swift_bin,
-        extra=(cfg.get("export") or {}).get("args"),
-        version=installed_swift_version(),
-    )
+    argv = export_argv(cfg, adapters=str(choice.path), output_dir=str(staging), swift_bin=swift_bin)
     entry.update(argv=argv, output_dir=str(output_dir))
     log.info("launching swift export in %s", staging.parent)
     outcome = run_swift(argv, env=swift_env(cfg, os.environ), log_path=log_path, cwd=job_dir)
