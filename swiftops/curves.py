@@ -24,10 +24,14 @@ import numpy as np
 TRAIN_LOSS = "train/loss"
 EVAL_LOSS = "eval/loss"
 GRAD_NORM = "train/grad_norm"
+LEARNING_RATE = "train/learning_rate"
 EPOCH = "train/epoch"
 
 EVENTS_GLOB = "events.out.tfevents*"
 JSONL_NAME = "logging.jsonl"
+LLAMA_FACTORY_LOG = (
+    "trainer_log.jsonl"  # LLaMA-Factory's log: current_steps, total_steps, loss, eval_loss, lr
+)
 TRAINER_STATE = "trainer_state.json"
 RUN_NAME = re.compile(r"^v(\d+)-\d{8}-\d{6}$")  # ms-swift's vN-YYYYmmdd-HHMMSS
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -82,7 +86,7 @@ def is_run_dir(path: Path) -> bool:
     HF-Trainer output folder)."""
     if not path.is_dir():
         return False
-    if (path / JSONL_NAME).is_file() or (path / TRAINER_STATE).is_file():
+    if any((path / name).is_file() for name in (JSONL_NAME, LLAMA_FACTORY_LOG, TRAINER_STATE)):
         return True
     if _event_files(path):
         return True
@@ -170,6 +174,8 @@ def read_run_dir(run_dir: Path) -> Curves:
             source = "tensorboard"
 
     jsonl = run_dir / JSONL_NAME
+    if not jsonl.is_file() and (run_dir / LLAMA_FACTORY_LOG).is_file():
+        jsonl = run_dir / LLAMA_FACTORY_LOG
     log: _LogInfo | None = None
     if jsonl.is_file():
         # With event files present, only the tail is needed (checkpoints, max_steps, last step).
@@ -177,9 +183,9 @@ def read_run_dir(run_dir: Path) -> Curves:
         warnings += log.warnings
         if TRAIN_LOSS not in scalars and log.scalars:
             if scalars:
-                warnings.append(f"the event files hold no {TRAIN_LOSS}: curves read from {JSONL_NAME}")
+                warnings.append(f"the event files hold no {TRAIN_LOSS}: curves read from {jsonl.name}")
             scalars = {**scalars, **log.scalars}
-            source = JSONL_NAME
+            source = jsonl.name
         elif TRAIN_LOSS in scalars and log.last_train_step is not None:
             tb_last = int(scalars[TRAIN_LOSS].steps[-1])
             if log.last_train_step > tb_last:
@@ -613,7 +619,18 @@ class _LogInfo:
 
 
 # log keys that are no curve
-_NOT_SCALARS = {"global_step/max_steps", "step", "elapsed_time", "remaining_time", "global_step"}
+_NOT_SCALARS = {
+    "global_step/max_steps",
+    "step",
+    "elapsed_time",
+    "remaining_time",
+    "global_step",
+    "current_steps",
+    "total_steps",
+    "percentage",
+}
+# LLaMA-Factory's names for the keys HF and ms-swift log
+_RENAMED = {"lr": "learning_rate"}
 
 
 def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
@@ -627,6 +644,7 @@ def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
         for key, value in entry.items():
             if key in _NOT_SCALARS or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
+            key = _RENAMED.get(key, key)
             if key.startswith("eval_"):
                 tag = "eval/" + key[5:]
             elif is_eval and key == "epoch":
@@ -640,7 +658,7 @@ def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
 
 
 def _read_jsonl(path: Path, *, full: bool) -> _LogInfo:
-    """ms-swift's logging.jsonl. Bare NaN/Infinity are read (Python's json accepts them); a
+    """ms-swift's logging.jsonl, or LLaMA-Factory's trainer_log.jsonl. Bare NaN/Infinity are read (Python's json accepts them); a
     cut last line (a killed run) is skipped with a warning. With full=False only the last lines
     are parsed: checkpoints, max_steps and the last step are all there."""
     info = _LogInfo()
@@ -680,6 +698,10 @@ def _read_jsonl(path: Path, *, full: bool) -> _LogInfo:
                 last_step = int(done)
             if planned.strip().isdigit():
                 info.max_steps = int(planned)
+        elif isinstance(entry.get("current_steps"), int):  # LLaMA-Factory
+            last_step = entry["current_steps"]
+            if isinstance(entry.get("total_steps"), int) and entry["total_steps"] > 0:
+                info.max_steps = entry["total_steps"]
         elif isinstance(entry.get("step"), int):
             last_step = entry["step"]
         if "loss" in entry and "train_runtime" not in entry:
@@ -716,7 +738,11 @@ def _read_trainer_state(path: Path, *, full: bool) -> _LogInfo:
     info.max_steps = state.get("max_steps") or None
     if full:
         history = state.get("log_history") or []
-        entries = [(int(e.get("step", 0)), e) for e in history if isinstance(e, dict)]
+        entries = [
+            (int(e["step"]), e)
+            for e in history
+            if isinstance(e, dict) and isinstance(e.get("step"), (int, float)) and math.isfinite(e["step"])
+        ]
         info.scalars = _collect(entries)
     return info
 
