@@ -3,7 +3,8 @@
 PATHs are run folders (swift's vN-timestamp folders), their output folders, Hydra job folders
 or whole sweep folders, searched recursively. Prints a table and each run's reasons, or with
 --json a list with one object per run: path, verdict, confidence, reasons, figures, next.
-A path that does not exist or holds no run is an error (exit 2); a failed run is a result.
+A path that does not exist or holds no run, or a run that can't be classified, is an error
+printed on stderr (exit 2) after every other run's result; a failed run is a result.
 """
 
 from __future__ import annotations
@@ -207,9 +208,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for target in targets:
             key = (target.run_dir and target.run_dir.resolve(), target.job_dir and target.job_dir.resolve())
-            if key not in seen:
-                seen.add(key)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
                 results.append(classify_target(target, settings))
+            except Exception as exc:  # one bad run must never cost the others their verdicts
+                where = target.run_dir or target.job_dir
+                errors.append(f"{where}: could not be classified: {type(exc).__name__}: {exc}")
 
     try:
         if args.json:

@@ -90,7 +90,12 @@ def diagnose_record(record: RunRecord, cfg: Mapping[str, Any]) -> RunRecord:
     record.best_checkpoint = curves.best_checkpoint
     record.last_checkpoint = curves.last_checkpoint
     settings = ClassifySettings(**(cfg.get("classify") or {}))
-    diagnosis = diagnose(curves, settings, exit_code=record.exit_code, params=record.params)
+    try:
+        diagnosis = diagnose(curves, settings, exit_code=record.exit_code, params=record.params)
+    except Exception as exc:  # a defect in the diagnosis must not cost the job its record
+        log.exception("could not diagnose %s", record.run_dir)
+        record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}
+        return record
     record.verdict = diagnosis.verdict
     record.diagnosis = diagnosis.to_dict()
     return record
