@@ -1,22 +1,29 @@
-"""Curves -> verdict (failed / underfit / overfit / converged), the numbers behind it, and the
-next experiment to run (pure; numpy only).
+"""Curves -> verdict (failed / underfit / overfit / converged), the numbers behind it, a
+calibrated confidence, and the next experiment to run (pure; numpy only).
 
-The rules are the tutorial's, made precise (thresholds in ClassifySettings, mirrored by
-conf/classify/default.yaml):
+The tutorial's rules, made scale-free and noise-aware (thresholds in ClassifySettings,
+mirrored by conf/classify/default.yaml). Every curve is judged on log(loss), so the same run
+with its loss scaled 100x reads the same; its noise is measured from its own second
+differences; trends are Theil-Sen lines, each compared with the noise AND with the curve's own
+earlier change:
 
-- failed: the process exited non-zero; no step logged; NaN/Inf in a loss or a persistent one in
-  grad_norm; training loss exploding, rising, or flat while eval loss did not improve either.
-- overfit: eval loss rose after its minimum by more than `overfit_rise` and more than its noise.
-- underfit: eval loss (or, with no eval, training loss) still falling at the end.
-- converged: flat at the end (eval flat or only slightly rising).
+- failed needs positive evidence that the run broke: a non-zero exit, no step logged, NaN/Inf,
+  a loss of exactly 0.0, or a training loss that exploded (3x), ended above its start, or
+  jumped above its start beyond its noise before it came back.
+- underfit: the training loss never moved beyond its noise (the run barely learned: raise the
+  lr), or the signal (the eval loss with 3 points or more, else the training loss) is still
+  falling at the end at a fair share of the run's average pace before it.
+- overfit: the eval loss rose after its minimum, beyond its noise, by half of what it had
+  fallen to get there, or by 10% of its level, whichever is smaller.
+- converged: otherwise; the end has levelled off, or rises only a little.
 
-"Falling" and "flat" are judged on the last `tail_fraction` of the steps with a line fitted
-within epochs (the drop at each epoch boundary is not taken for a trend), against the series'
-own noise (a robust, MAD-based standard error), and with a minimum relative size.
+The confidence says how far the evidence sits past its decision boundary, times how much
+evidence there is (points, an eval curve, a finished run).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import shlex
 from dataclasses import dataclass, field
@@ -24,30 +31,41 @@ from typing import Any
 
 import numpy as np
 
-from swiftops.curves import EPOCH, GRAD_NORM, Curves, Series
+from swiftops.curves import EPOCH, GRAD_NORM, LEARNING_RATE, Curves, Series
+
+_MAX_BINS = 64  # a long training curve is judged on this many medians of consecutive points
 
 VERDICTS = ("failed", "underfit", "overfit", "converged")
 
 
 @dataclass
 class ClassifySettings:
-    """Thresholds of the diagnosis; conf/classify/default.yaml holds the same keys."""
+    """Thresholds of the diagnosis; conf/classify/default.yaml holds the same keys. Trends are
+    measured on log(loss), against the curve's own noise and its own earlier change, so none of
+    these is a share of the loss level (the same run scaled 100x gets the same verdict)."""
 
-    tail_fraction: float = 0.3  # "at the end" = this share of the run's steps, counted back from the last
-    min_tail_points: int = 3  # ... but at least this many logged points
-    noise_z: float = 2.0  # a trend counts only when it exceeds this many standard errors of its own noise
-    flat_change: float = 0.03  # a relative change over the tail smaller than this is flat
-    overfit_rise: float = 0.05  # eval loss this much (relative) above its minimum at the end = overfit
-    min_improvement: float = (
-        0.05  # a loss must fall this much (relative) below its first value to count as learning
+    noise_z: float = 2.0  # a change counts only beyond this many standard errors of the curve's own noise
+    tail_fraction: float = 0.3  # "the end": this share of the run's training, counted back from the last
+    #   point; training is measured in cumulative learning rate when it was logged (else steps), so a
+    #   tail where a schedule took the lr to ~0 is not mistaken for a loss that levelled off by itself
+    min_tail_points: int = 3  # ... but at least this many points
+    settle_ratio: float = 0.2  # still falling = the end's rate of fall is at least this share of the rate
+    #   over the stretch just before it; a smaller share means the curve is levelling off (converged)
+    overfit_share: float = 0.5  # overfit = eval loss rose after its minimum, beyond its noise, by at least
+    #   this share of what it had fallen from its first value to that minimum ...
+    overfit_rise: float = 0.1  # ... or by this much of its minimum, whichever is smaller: giving back half
+    #   of a small gain is overfitting, and so is a 10% rise after a large one
+    unstable_z: float = 4.0  # training loss (3-point median) this many noise units above its first value
+    #   = the steps overshoot (failed), even if it came back down; a healthy run never rises above its start
+    explode_factor: float = 3.0  # training loss (3-point median) reaching this multiple of its first value
+    #   = exploded (failed), whatever its noise
+    zero_share: float = 0.5  # training loss exactly 0.0 at this share of its points = degenerate (failed)
+    resolution: float = 1e-3  # the smallest relative change a log resolves (4-digit logs, float32): the
+    #   floor of every noise estimate, so a perfectly smooth curve does not make every wiggle significant
+    high_lr: float = (
+        1e-2  # a run that barely moved below this lr is told to raise it; at or above, to lower it
     )
-    rise_tolerance: float = 0.10  # late training loss this much above its first value = rising (failed)
-    explode_factor: float = (
-        3.0  # training loss (3-point median) reaching this multiple of its first value = exploded
-    )
-    spike_rise: float = 0.25  # training loss (3-point median) this much above its start, even if it came
-    #   back down = unstable (failed): the learning rate is too high
-    high_lr: float = 1e-2  # a flat failed run below this learning rate is told to raise it 10x, not lower it
+    lr_factor: float = 10.0  # ... raised this many times
     lr_divisor: float = 100.0  # failed: the next learning rate is this many times smaller
     epochs_factor: float = 3.0  # underfit: the next run trains this many times more epochs
 
@@ -102,123 +120,138 @@ FIGURES = (
 
 
 # ---------------------------------------------------------------------------------------------
-# the numbers
+# the numbers: robust trend statistics on one loss curve
 
 
-@dataclass
-class Trend:
-    """A line fitted to the end of a series."""
+@dataclass(frozen=True)
+class Signal:
+    """One loss curve prepared for judging: finite points, on a log scale when every value is
+    positive (trends of a loss are multiplicative: the same run scaled 100x reads the same),
+    against training progress (cumulative learning rate when it was logged, else steps)."""
 
-    first_step: int
+    name: str  # "eval loss" | "training loss"
+    steps: np.ndarray  # int64, the logged steps of the points kept
+    values: np.ndarray  # the losses as logged
+    y: np.ndarray  # log(values), or values when some are <= 0
+    x: np.ndarray  # training progress at each point (steps at the peak lr)
+    noise: float  # per-point noise of y (floored at the resolution)
+    log: bool
+    measured: bool  # the noise was measured (5 points or more), not just the floor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def level(self, y: float) -> float:
+        """A value of y as a loss again."""
+        return float(math.exp(y)) if self.log else float(y)
+
+
+def prepare(name: str, series: Series, s: ClassifySettings) -> Signal | None:
+    """The finite points of a series as a Signal; None with fewer than 2."""
+    keep = np.isfinite(series.values)
+    steps, values = series.steps[keep], series.values[keep]
+    if len(values) < 2:
+        return None
+    log = bool(np.all(values > 0))
+    y = np.log(values) if log else values.astype(np.float64)
+    floor = s.resolution if log else s.resolution * max(float(np.median(np.abs(values))), 1e-12)
+    noise = _curvature_noise(y)
+    measured = math.isfinite(noise)
+    noise = max(noise, floor) if measured else floor
+    return Signal(name, steps, values, y, steps.astype(np.float64), noise, log, measured)
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> float:
+    """The median of all pairwise slopes: a line that a few wild points can't tilt."""
+    if len(x) < 2:
+        return math.nan
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    ok = dx > 0
+    return float(np.median((y[j] - y[i])[ok] / dx[ok])) if ok.any() else math.nan
+
+
+def change_z(x: np.ndarray, y: np.ndarray, slope: float, noise: float) -> float:
+    """The fitted change over the window in standard errors of that change (a least-squares
+    standard error with the curve's per-point noise)."""
+    sxx = float(np.sum((x - x.mean()) ** 2))
+    if sxx <= 0 or not math.isfinite(slope):
+        return 0.0
+    return slope * math.sqrt(sxx) / noise
+
+
+@dataclass(frozen=True)
+class EndTrend:
+    """How a curve ends: its rate of change over the end, against its noise and against the rate
+    over the stretch just before."""
+
+    first_step: int  # the end's first point
     last_step: int
     points: int
-    start: float  # fitted level at first_step
-    end: float  # fitted level at last_step
-    z: float  # (end - start) / its standard error; nan when the noise can't be estimated
-    within_epochs: bool  # fitted within epochs (the drops at epoch boundaries left out)
-
-    @property
-    def change(self) -> float:
-        return self.end - self.start
+    start: float  # the fitted loss at the end's first point
+    end: float  # ... and at its last
+    z: float  # the end's change in standard errors (negative = falling)
+    ratio: float  # the end's slope / the slope just before (nan when there is no before)
+    before_steps: tuple[int, int] | None  # the stretch before
 
     @property
     def rel(self) -> float:
-        return self.change / abs(self.start) if self.start else math.nan
+        return self.end / self.start - 1 if self.start else math.nan
 
 
-def tail_trend(
-    series: Series,
-    settings: ClassifySettings,
-    epochs: np.ndarray | None = None,
-    *,
-    first_step: int = 0,
-    noisy: bool = True,
-) -> Trend | None:
-    """Fit the last tail_fraction of the steps (at least min_tail_points points) of a series.
-    `epochs` gives each point's epoch index: the line is then fitted within epochs. With too
-    few points in the tail to measure its noise, a noisy series (training loss) borrows the
-    whole series' point-to-point noise; a smooth one (eval loss) gets no standard error."""
-    finite = np.isfinite(series.values)
-    x_all = series.steps[finite].astype(np.float64)
-    y_all = series.values[finite]
-    if len(x_all) < 2:
+def end_trend(sig: Signal, s: ClassifySettings) -> EndTrend | None:
+    """The trend over the last tail_fraction of the training progress (at least
+    min_tail_points points), compared with the same length of progress just before it."""
+    n = len(sig)
+    if n < 3:
         return None
-    lo = min(float(first_step), x_all[0])
-    cutoff = x_all[-1] - settings.tail_fraction * (x_all[-1] - lo)
-    start = int(np.searchsorted(x_all, cutoff, side="left"))
-    start = min(start, max(len(x_all) - settings.min_tail_points, 0))
-    x, y = x_all[start:], y_all[start:]
-    groups = epochs[finite][start:] if epochs is not None else None
-    slope, sigma, dof, sxx, within = _fit_slope(x, y, groups)
-    if (dof < 2 or not math.isfinite(sigma)) and noisy:
-        sigma = _diff_noise(y_all)  # too few points in the tail: the whole series' noise
-        dof = len(y_all) - 2
-    span = x[-1] - x[0]
-    change = slope * span
-    if within:
-        end = float(np.mean(y[groups == groups[-1]]) + slope * (x[-1] - np.mean(x[groups == groups[-1]])))
-    else:
-        end = float(np.mean(y) + slope * (x[-1] - np.mean(x)))
-    if dof < 2 or not math.isfinite(sigma) or sxx <= 0:
-        z = math.nan
-    elif sigma == 0:
-        z = math.copysign(math.inf, change) if change else 0.0
-    else:
-        z = change / (sigma / math.sqrt(sxx) * span)
-    return Trend(int(x[0]), int(x[-1]), len(x), end - change, end, z, within)
+    x, y = sig.x, sig.y
+    cut = x[-1] - s.tail_fraction * (x[-1] - x[0])
+    i = min(int(np.searchsorted(x, cut, side="left")), n - s.min_tail_points)
+    i = max(i, 0)
+    slope = theil_sen(x[i:], y[i:])
+    if not math.isfinite(slope):
+        return None
+    z = change_z(x[i:], y[i:], slope, sig.noise)
+    mid_x, mid_y = float(np.median(x[i:])), float(np.median(y[i:]))
+    fitted_start = mid_y + slope * (x[i] - mid_x)
+    ratio, before = math.nan, None
+    if i >= 1 and x[i] > x[0]:
+        prior = (fitted_start - y[0]) / (x[i] - x[0])  # the average rate from the first point to the end
+        if prior < 0:
+            ratio = slope / prior
+        elif slope < 0:
+            ratio = math.inf  # it only started falling at the end
+        else:
+            ratio = 0.0
+        before = (int(sig.steps[0]), int(sig.steps[i]))
+    start = sig.level(fitted_start)
+    end = sig.level(mid_y + slope * (x[-1] - mid_x))
+    return EndTrend(int(sig.steps[i]), int(sig.steps[-1]), n - i, start, end, z, ratio, before)
 
 
-def _fit_slope(
-    x: np.ndarray, y: np.ndarray, groups: np.ndarray | None
-) -> tuple[float, float, int, float, bool]:
-    """Least-squares slope (within groups when they are usable), refitted once with outliers
-    clipped at 3 sigma. Returns slope, robust residual sigma, residual dof, the x spread, and
-    whether the fit was within groups."""
-    within = False
-    if groups is not None and len(np.unique(groups)) > 1:
-        _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-        usable = counts[inverse] >= 3
-        if usable.sum() - len(np.unique(inverse[usable])) >= 4:
-            x, y, inverse = x[usable], y[usable], inverse[usable]
-            with np.errstate(invalid="ignore"):  # groups dropped as unusable are empty bins: 0/0, unused
-                xd = x - (np.bincount(inverse, x) / np.bincount(inverse))[inverse]
-                yd = y - (np.bincount(inverse, y) / np.bincount(inverse))[inverse]
-            dof = len(x) - len(np.unique(inverse)) - 1
-            within = True
-    if not within:
-        xd, yd = x - x.mean(), y - y.mean()
-        dof = len(x) - 2
-    sxx = float(np.dot(xd, xd))
-    if sxx <= 0:
-        return 0.0, math.nan, dof, 0.0, within
-    slope = float(np.dot(xd, yd)) / sxx
-    resid = yd - slope * xd
-    sigma = _mad_sigma(resid)
-    if sigma > 0 and dof >= 2:
-        clipped = slope * xd + np.clip(resid, -3 * sigma, 3 * sigma)
-        slope = float(np.dot(xd, clipped)) / sxx
-        sigma = _mad_sigma(yd - slope * xd)
-    return slope, (sigma if dof >= 2 else math.nan), dof, sxx, within
+def _bin_medians(steps: np.ndarray, values: np.ndarray, bins: int) -> Series:
+    """A long noisy curve as the medians of `bins` consecutive runs of points (its trend kept,
+    its batch noise shrunk), so pairwise statistics stay cheap on 200k steps."""
+    if len(steps) <= 2 * bins:
+        return Series(steps, values)
+    edges = np.linspace(0, len(steps), bins + 1).astype(np.int64)
+    mid = [int(steps[(a + b - 1) // 2]) for a, b in itertools.pairwise(edges)]
+    med = [float(np.median(values[a:b])) for a, b in itertools.pairwise(edges)]
+    return Series(np.asarray(mid, dtype=np.int64), np.asarray(med))
 
 
 def _mad_sigma(r: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(r - np.median(r)))) if len(r) else math.nan
 
 
-def _diff_noise(y: np.ndarray) -> float:
-    """Per-point noise from successive differences: a trend, and the rare epoch-boundary
-    drop, barely move their median absolute deviation."""
-    if len(y) < 4:
-        return math.nan
-    return _mad_sigma(np.diff(y)) / math.sqrt(2)
-
-
-def _jitter_noise(y: np.ndarray) -> float:
-    """Point-to-point jitter around a running median of 3: zero on a smooth curve however
-    curved (an eval loss measured on a fixed set), the zigzag's size on a jittery one."""
+def _curvature_noise(y: np.ndarray) -> float:
+    """Per-point noise from second differences (y[i-1] - 2 y[i] + y[i+1], 6 sigma^2 for
+    independent noise): a straight trend adds nothing to them and a bend or a spike only a
+    few, which their median absolute deviation ignores. Unbiased for 20 points or more."""
     if len(y) < 5:
         return math.nan
-    return float(1.4826 * np.median(np.abs(y - _running_median3(y))))
+    return _mad_sigma(np.diff(y, 2)) / math.sqrt(6)
 
 
 def _running_median3(y: np.ndarray) -> np.ndarray:
@@ -226,20 +259,6 @@ def _running_median3(y: np.ndarray) -> np.ndarray:
         return y
     stacked = np.vstack([y[:-2], y[1:-1], y[2:]])
     return np.concatenate([y[:1], np.median(stacked, axis=0), y[-1:]])
-
-
-def epoch_index(curves: Curves, steps: np.ndarray, params: dict[str, Any]) -> np.ndarray | None:
-    """Each step's epoch (0-based), from the logged train/epoch curve, else from the planned
-    steps and epochs. None when neither is known."""
-    epoch = curves.scalars.get(EPOCH)
-    if epoch is not None and len(epoch) >= 2 and np.all(np.isfinite(epoch.values)):
-        done = np.interp(steps.astype(np.float64), epoch.steps.astype(np.float64), epoch.values)
-        return np.floor(np.maximum(done - 1e-6, 0)).astype(np.int64)
-    epochs = _number(params.get("epochs"))
-    if curves.max_steps and epochs and epochs >= 1:
-        per_epoch = curves.max_steps / epochs
-        return ((steps - 1) // per_epoch).astype(np.int64)
-    return None
 
 
 def epoch_at(curves: Curves, step: float) -> float | None:
@@ -250,6 +269,18 @@ def epoch_at(curves: Curves, step: float) -> float | None:
     return float(np.interp(step, epoch.steps.astype(np.float64), epoch.values))
 
 
+def _evidence(points: int) -> float:
+    """How much a verdict can rest on a curve of this many points: 0.65 at 3, full from 10."""
+    return min(1.0, 0.5 + points / 20)
+
+
+def _margin(value: float, threshold: float) -> float:
+    """How far past a threshold a value is, 0 (on it) .. 1 (twice as far, or more)."""
+    if not math.isfinite(value) or threshold <= 0:
+        return 1.0 if value == math.inf else 0.0
+    return float(min(1.0, max(0.0, value / threshold - 1)))
+
+
 # ---------------------------------------------------------------------------------------------
 # the verdict
 
@@ -258,11 +289,12 @@ def epoch_at(curves: Curves, step: float) -> float | None:
 class _Facts:
     """What diagnose() found, handed to the next-step rules."""
 
-    cause: str = ""  # failed: exit | no_steps | nan | explode | rising | unstable | flat
-    train_falling: bool = False
+    cause: str = ""  # failed: exit | no_steps | nan | zero | explode | rising | unstable
+    moved: bool = True  # False: neither curve moved beyond its noise (underfit: raise the lr)
     best_step: int | None = None
     last_step: int | None = None
     partial: bool = False
+    lr_decayed: bool = False  # the lr ended under a tenth of its peak
 
 
 def diagnose(
@@ -282,27 +314,20 @@ def diagnose(
     """
     s = settings or ClassifySettings()
     params = dict(params or {})
-    train, evals = _finite_view(curves.train_loss), _finite_view(curves.eval_loss)
-    grad = curves.scalars.get(GRAD_NORM)
     figures = _figures(curves)
     reasons: list[str] = []
     facts = _Facts(last_step=figures["steps"])
-    steps_known = train is not None and len(train.steps) > 0
     if curves.max_steps and facts.last_step is not None and facts.last_step < curves.max_steps:
         facts.partial = True
 
-    verdict, confidence = _failure(curves, train, evals, grad, exit_code, s, figures, reasons, facts)
-    if verdict is None and steps_known:
-        verdict, confidence = _learning(curves, train, evals, s, params, figures, reasons, facts)
-    elif verdict is None:  # only eval, or nothing at all, was logged
-        verdict, confidence = "failed", 0.9
-        facts.cause = "no_steps"
-        reasons.append("no training loss was logged")
+    verdict, confidence = _failure(curves, exit_code, s, figures, reasons, facts)
+    if verdict is None:
+        verdict, confidence = _learning(curves, s, reasons, facts)
     if facts.partial and verdict != "failed":
         reasons.append(
             f"the curve is partial: step {facts.last_step} of {curves.max_steps}, so the verdict may change"
         )
-        confidence *= 0.8
+        confidence *= 0.85
     return Diagnosis(
         verdict=verdict,
         confidence=round(float(min(max(confidence, 0.05), 1.0)), 2),
@@ -313,27 +338,22 @@ def diagnose(
     )
 
 
-def _finite_view(series: Series | None) -> Series | None:
-    return series if series is not None and len(series) else None
-
-
 def _failure(
     curves: Curves,
-    train: Series | None,
-    evals: Series | None,
-    grad: Series | None,
     exit_code: int | None,
     s: ClassifySettings,
     figures: dict[str, Any],
     reasons: list[str],
     facts: _Facts,
 ) -> tuple[str | None, float]:
-    """The failed rules, in order of certainty. Returns (None, 0) when the run did not fail."""
+    """The failed rules: each needs positive evidence that the run broke. Returns (None, 0)
+    when none holds."""
+    train, evals, grad = curves.train_loss, curves.eval_loss, curves.scalars.get(GRAD_NORM)
     verdict, confidence = None, 0.0
     if exit_code not in (None, 0):
         verdict, confidence, facts.cause = "failed", 1.0, "exit"
         reasons.append(f"swift exited with code {exit_code}")
-    if train is None:
+    if train is None or not len(train):
         if verdict is None:
             verdict, confidence, facts.cause = "failed", 0.95, "no_steps"
         reasons.append("no training step was logged")
@@ -342,7 +362,7 @@ def _failure(
     # NaN / Inf: in a loss at any point; in grad_norm when it persists (an fp16 loss-scale
     # overflow gives a lone inf that the optimizer skips)
     bad_loss = _first_nonfinite(train)
-    bad_eval = _first_nonfinite(evals) if evals is not None else None
+    bad_eval = _first_nonfinite(evals)
     bad_grad = None
     if grad is not None and len(grad):
         nonfinite = ~np.isfinite(grad.values)
@@ -359,17 +379,26 @@ def _failure(
             f"eval loss at step {bad_eval}" if bad_eval is not None else "",
             f"grad_norm at step {bad_grad}" if bad_grad is not None else "",
         ]
-        first = min(x for x in (bad_loss, bad_eval, bad_grad) if x is not None)
         reasons.append("NaN/Inf in " + ", ".join(w for w in where if w) + ": the training diverged")
-        figures["divergence_step"] = first
+        figures["divergence_step"] = min(x for x in (bad_loss, bad_eval, bad_grad) if x is not None)
         facts.cause = "nan"  # the curves say more than the exit code
         return "failed", max(confidence, 0.97)
 
-    steps, values = train.steps, train.values
+    values, steps = train.values, train.steps
+    zeros = values == 0.0
+    if zeros.mean() >= s.zero_share:
+        first_zero = int(steps[np.argmax(zeros)])
+        reasons.append(
+            f"training loss is exactly 0.0 at {int(zeros.sum())} of its {len(values)} points (from step "
+            f"{first_zero}): a degenerate state (labels masked out, or a collapsed model), not learning"
+        )
+        figures["divergence_step"] = first_zero
+        facts.cause = "zero"
+        return "failed", max(confidence, 0.95)
+
     first = float(values[0])
     smooth = _running_median3(values)
     peak = int(np.argmax(smooth))
-    eval_better = _eval_improved(evals, s, first)
     if first > 0 and smooth[peak] >= s.explode_factor * first:
         reasons.append(
             f"training loss exploded from {_num(first)} at step {int(steps[0])} to {_num(values[peak])} "
@@ -378,53 +407,44 @@ def _failure(
         )
         figures["divergence_step"] = int(steps[np.argmax(smooth >= s.explode_factor * first)])
         facts.cause = "explode"
-        return "failed", max(confidence, 0.9)
+        return "failed", max(confidence, 0.95)
 
-    if len(values) >= 2:
-        late = values[1:][steps[1:] >= (steps[0] + steps[-1]) / 2]  # the second half of the run
-        late_level = float(np.median(late))
-        above = float(np.mean(late > first))
-        rising = late_level > first * (1 + s.rise_tolerance) and above >= 0.75
-        if rising and not eval_better:
-            over = int(np.argmax(smooth > first * (1 + s.rise_tolerance)))
+    sig = prepare("training loss", train, s)
+    if sig is not None and sig.log and sig.measured:
+        ys = _running_median3(sig.y)
+        top = int(np.argmax(ys))
+        over = (ys[top] - sig.y[0]) / sig.noise
+        quarter = max(1, len(sig) // 4)
+        late = float(np.median(sig.y[-quarter:]))
+        late_z = (late - sig.y[0]) / sig.noise
+        eval_fell = _eval_fell(curves, s)
+        if late_z > s.noise_z and not eval_fell:
             reasons.append(
-                f"training loss rose from {_num(first)} at step {int(steps[0])} to a peak of "
-                f"{_num(float(np.max(values)))} at step {int(steps[int(np.argmax(values))])} and ended at "
-                f"{_num(float(values[-1]))}; the second half of the run sits at {_num(late_level)}, "
-                f"{late_level / first - 1:.0%} above where it started"
+                f"training loss rose: {_num(first)} at step {int(steps[0])}, "
+                f"{_num(sig.level(late))} over the last quarter of its points "
+                f"({sig.level(late) / first - 1:+.0%}, {late_z:.1f} noise units above its start, "
+                f"the limit is {s.noise_z:g}); a healthy run never ends above where it started"
             )
-            figures["divergence_step"] = int(steps[over])
+            figures["divergence_step"] = int(sig.steps[int(np.argmax(ys - sig.y[0] > s.noise_z * sig.noise))])
             facts.cause = "rising"
-            return "failed", max(confidence, min(0.95, 0.6 + 0.5 * (late_level / first - 1)))
-        if rising:
+            return "failed", max(confidence, 0.6 + 0.35 * _margin(late_z, s.noise_z))
+        if over > s.unstable_z:
             reasons.append(
-                f"training loss rose {late_level / first - 1:.0%} (from {_num(first)} to {_num(late_level)} "
-                "over the second half) but eval loss improved: judged on the eval loss, the training loss "
-                "is batch noise here"
+                f"training loss jumped {sig.level(ys[top]) / first - 1:+.0%} above its start ({_num(first)} "
+                f"at step {int(steps[0])} -> {_num(sig.level(ys[top]))} at step {int(sig.steps[top])}, "
+                f"3-point median; {over:.1f} noise units, the limit is {s.unstable_z:g}) before it came "
+                f"back to {_num(float(values[-1]))}: the steps overshoot, too high a learning rate"
             )
-        if not rising and first > 0 and smooth[peak] >= (1 + s.spike_rise) * first:
-            # the tutorial's lr 0.1 run: the loss jumps before any learning shows; a cosine decay
-            # may bring it back down later, but to a worse place than a sane learning rate would
-            jump = int(np.argmax(smooth >= (1 + s.spike_rise) * first))
-            reasons.append(
-                f"training loss jumped {smooth[peak] / first - 1:.0%} above its start ({_num(first)} at step "
-                f"{int(steps[0])} -> {_num(values[peak])} at step {int(steps[peak])}; 3-point median, the "
-                f"limit is +{s.spike_rise:.0%}) before it came back down to {_num(float(values[-1]))}: "
-                "too high a learning rate for stable training"
+            figures["divergence_step"] = int(
+                sig.steps[int(np.argmax(ys - sig.y[0] > s.unstable_z * sig.noise))]
             )
-            figures["divergence_step"] = int(steps[jump])
             facts.cause = "unstable"
-            return "failed", max(confidence, min(0.95, 0.6 + (smooth[peak] / first - 1)))
-        improved = late_level < first * (1 - s.min_improvement)
-        if not improved and not rising and eval_better is not True:
+            return "failed", max(confidence, 0.6 + 0.35 * _margin(over, s.unstable_z))
+        if late_z > s.noise_z:
             reasons.append(
-                f"training loss stayed flat: {_num(first)} at step {int(steps[0])}, {_num(late_level)} over "
-                f"the second half ({late_level / first - 1:+.0%}, less than the {s.min_improvement:.0%} "
-                "fall that counts as learning)"
-                + (", and eval loss did not improve either" if evals is not None and len(evals) > 1 else "")
+                f"training loss ended {late_z:.1f} noise units above its start, but eval loss fell: "
+                "judged on the eval loss"
             )
-            facts.cause = facts.cause or "flat"
-            return "failed", max(confidence, 0.7 if len(values) >= 5 else 0.45)
     if verdict is not None:  # failed by its exit code alone: say how far it got
         reasons.append(
             f"until then training loss went from {_num(first)} at step {int(steps[0])} to "
@@ -433,160 +453,182 @@ def _failure(
     return verdict, confidence
 
 
-def _learning(
-    curves: Curves,
-    train: Series,
-    evals: Series | None,
-    s: ClassifySettings,
-    params: dict[str, Any],
-    figures: dict[str, Any],
-    reasons: list[str],
-    facts: _Facts,
-) -> tuple[str, float]:
-    """underfit / overfit / converged, for a run that learned something."""
-    steps, values = train.steps, train.values
-    first_step = int(steps[0])
+def _eval_fell(curves: Curves, s: ClassifySettings) -> bool:
+    """Eval loss ended below its first value, beyond its noise."""
+    evals = curves.eval_loss
+    sig = prepare("eval loss", evals, s) if evals is not None else None
+    if sig is None:
+        return False
+    end = float(np.median(sig.y[-min(3, len(sig) - 1) :]))
+    return sig.y[0] - end > s.noise_z * sig.noise
+
+
+def _learning(curves: Curves, s: ClassifySettings, reasons: list[str], facts: _Facts) -> tuple[str, float]:
+    """underfit / overfit / converged, for a run with no sign of breakage. The eval loss is the
+    signal when it has 3 points or more, else the training loss."""
+    train = curves.train_loss
+    binned = _bin_medians(train.steps, train.values, _MAX_BINS)
+    train_sig = prepare("training loss", binned, s)
+    evals = curves.eval_loss
+    eval_sig = prepare("eval loss", evals, s) if evals is not None else None
+    if eval_sig is not None and len(eval_sig) < 3:
+        eval_sig = None
+    lr = curves.scalars.get(LEARNING_RATE)
+    if lr is not None and len(lr) and np.isfinite(lr.values).all() and lr.values.max() > 0:
+        facts.lr_decayed = bool(lr.values[-1] < 0.1 * lr.values.max())
+
+    if train_sig is None:
+        reasons.append(
+            f"a single training loss was logged ({_num(train.values[0])} at step {int(train.steps[0])}): "
+            "too short to judge, train longer"
+        )
+        facts.moved = False
+        return "underfit", 0.3
+
     penalty = 1.0
-    if len(values) == 1:
-        reasons.append(f"a single training loss was logged: {_num(values[0])} at step {first_step}")
+    first, last = train_sig.values[0], train_sig.values[-1]
+    reasons.append(
+        f"training loss went from {_num(first)} at step {int(train_sig.steps[0])} to {_num(last)} at step "
+        f"{int(train_sig.steps[-1])}"
+        + (f" ({len(binned)} medians of {len(train)} points)" if len(binned) < len(train) else "")
+    )
+    quarter = max(1, len(train_sig) // 4)
+    train_fall_z = (train_sig.y[0] - float(np.median(train_sig.y[-quarter:]))) / train_sig.noise
+    if len(train) < 5:
+        reasons.append(f"only {len(train)} training points were logged: its noise can't be measured")
+
+    sig = eval_sig if eval_sig is not None else train_sig
+    if eval_sig is None:
+        n_eval = 0 if evals is None else int(np.isfinite(evals.values).sum())
+        reasons.append(
+            (
+                "eval loss was logged only " + ("once" if n_eval == 1 else "twice")
+                if n_eval
+                else "no eval loss was logged"
+            )
+            + ": judged on the training loss alone, which can't show overfitting"
+            + ("" if n_eval else " (give --val_dataset or --split_dataset_ratio)")
+        )
+        penalty *= 0.85
+    elif len(eval_sig) < 5:
+        reasons.append(f"only {len(eval_sig)} eval points: the noise of the eval loss can't be measured")
+    penalty *= _evidence(len(sig))
+
+    # a training loss that did not move beyond its noise: the run barely learned, whatever the
+    # eval loss did meanwhile (a steady fall of a fraction of a percent is no convergence)
+    if train_fall_z <= s.noise_z:
+        facts.moved = False
+        late = train_sig.level(float(np.median(train_sig.y[-quarter:])))
+        reasons.append(
+            f"training loss barely moved: {_num(first)} at step {int(train_sig.steps[0])}, {_num(late)} "
+            f"over its last quarter ({late / first - 1:+.1%}; {train_fall_z:.1f} noise units, learning "
+            f"shows as more than {s.noise_z:g}): too small a step size, or too short a run, to learn"
+        )
+        if eval_sig is not None:
+            reasons.append(
+                f"eval loss went from {_num(eval_sig.values[0])} to {_num(eval_sig.values[-1])} by step "
+                f"{int(eval_sig.steps[-1])} ({eval_sig.values[-1] / eval_sig.values[0] - 1:+.1%})"
+            )
+        return "underfit", (0.55 + 0.4 * _margin(s.noise_z, max(train_fall_z, 0.1))) * penalty
+
+    if eval_sig is not None:
+        overfit = _overfit(eval_sig, s, reasons, facts, train_fall_z > s.noise_z)
+        if overfit is not None:
+            return "overfit", overfit * penalty
+
+    trend = end_trend(sig, s)
+    if trend is None:
+        reasons.append(f"{sig.name} has too few points for a trend at the end: train longer to see one")
+        return "underfit", 0.4 * penalty
+    where = f"over the last {s.tail_fraction:.0%} of the run (steps {trend.first_step}-{trend.last_step})"
+    words = f"{sig.name} {_num(trend.start)} -> {_num(trend.end)} ({trend.rel:+.1%}, "
+    words += f"{abs(trend.z):.1f} standard errors"
+    if math.isfinite(trend.ratio) and trend.before_steps:
+        words += f"; {trend.ratio:.0%} of its rate over steps {trend.before_steps[0]}-{trend.before_steps[1]}"
+    elif trend.ratio == math.inf:
+        words += "; it was not falling before"
+    words += ")"
+    falling = trend.z < -s.noise_z
+    settling = math.isfinite(trend.ratio) and trend.ratio < s.settle_ratio
+    # a curve whose last point already sits above its lowest, beyond its noise, has turned:
+    # whatever a line through its end says, it is no longer falling
+    turned = (sig.y[-1] - float(np.min(sig.y))) / (sig.noise * math.sqrt(2)) > s.noise_z
+    if falling and not settling and turned:
+        reasons.append(
+            f"{where} {words}, but its last point ({_num(sig.values[-1])}) is already above its lowest "
+            f"({_num(float(np.min(sig.values)))}): it has stopped falling"
+        )
+        if eval_sig is not None and train_fall_z > s.noise_z and sig is eval_sig:
+            reasons.append("more epochs would mostly fit the training set further")
+        return "converged", 0.55 * penalty
+    if falling and not settling:
+        reasons.append(f"{where} {words}: still falling, more training will help")
+        if facts.lr_decayed:
+            reasons.append("the learning rate had decayed to under a tenth of its peak by the end")
+        confidence = 0.55 + 0.4 * min(_margin(-trend.z, s.noise_z), _margin(trend.ratio, s.settle_ratio))
+        return "underfit", confidence * penalty
+    if falling:
+        reasons.append(
+            f"{where} {words}: still falling, but levelling off "
+            f"(under {s.settle_ratio:.0%} of its earlier rate)"
+        )
+        confidence = 0.55 + 0.4 * _margin(s.settle_ratio, max(trend.ratio, 1e-3))
+    elif trend.z > s.noise_z:
+        reasons.append(f"{where} {words}: rising a little, short of what counts as overfitting")
+        confidence = 0.55
     else:
-        reasons.append(
-            f"training loss went from {_num(values[0])} at step {first_step} to {_num(values[-1])} at step "
-            f"{int(steps[-1])} (lowest {_num(np.nanmin(values))})"
-        )
-    train_trend = tail_trend(train, s, epoch_index(curves, steps, params), first_step=first_step)
-    train_state = _trend_state(train_trend, s)
-    facts.train_falling = train_state == "falling"
-    if train_trend is not None:
-        reasons.append(_trend_sentence("training loss", train_trend, train_state, s))
-    if 1 < len(values) < 5:
-        reasons.append(f"only {len(values)} training points were logged: the trend is uncertain")
-        penalty *= 0.6
-
-    n_eval = len(evals) if evals is not None else 0
-    if n_eval >= 2:
-        e_steps, e_values = evals.steps, evals.values
-        i_min = int(np.argmin(e_values))
-        e_min, e_first, e_last = float(e_values[i_min]), float(e_values[0]), float(e_values[-1])
-        facts.best_step = int(e_steps[i_min])
-        rise = (e_last - e_min) / abs(e_min) if e_min else 0.0
-        noise = _jitter_noise(e_values)
-        beyond_noise = not math.isfinite(noise) or (e_last - e_min) > s.noise_z * noise * math.sqrt(2)
-        if n_eval < 4:
-            penalty *= 0.75
-        if i_min < n_eval - 1 and rise >= s.overfit_rise and beyond_noise:
-            if i_min > 0:
-                reasons.append(
-                    f"eval loss fell from {_num(e_first)} to {_num(e_min)} at step {facts.best_step}, "
-                    f"then rose {rise:.0%} to {_num(e_last)} by step {int(e_steps[-1])}"
-                )
-            else:
-                reasons.append(
-                    f"eval loss never fell below its first value {_num(e_first)} (step {facts.best_step}) "
-                    f"and rose {rise:.0%} to {_num(e_last)} by step {int(e_steps[-1])}"
-                )
-            if facts.train_falling or (values[-1] < values[0]):
-                reasons.append("while the training loss kept falling: the model memorises the training set")
-            margin = min(1.0, (rise / s.overfit_rise - 1) / 2)
-            return "overfit", (0.6 + 0.35 * margin) * penalty
-        eval_trend = tail_trend(evals, s, first_step=first_step, noisy=False)
-        eval_state = _trend_state(eval_trend, s, noisy=False)
-        summary = f"eval loss went from {_num(e_first)} to {_num(e_last)} by step {int(e_steps[-1])}"
-        if i_min < n_eval - 1:
-            summary += f" (lowest {_num(e_min)} at step {facts.best_step})"
-        reasons.append(summary)
-        stalled = eval_state == "falling" and rise >= s.flat_change
-        if stalled:  # the fitted line falls, yet the last eval is well above the lowest
-            eval_state = "flat"
-            reasons.append(
-                f"over the last {s.tail_fraction:.0%} of the run (steps {eval_trend.first_step}-"
-                f"{eval_trend.last_step}) a line through the eval loss falls {eval_trend.rel:+.1%}, but the "
-                f"last value is {rise:.0%} above the lowest: it is no longer falling"
-            )
-        elif eval_trend is not None:
-            reasons.append(_trend_sentence("eval loss", eval_trend, eval_state, s))
-        if eval_state == "falling":
-            both = " and the training loss too" if facts.train_falling else ""
-            reasons.append(f"eval loss is still falling at the end{both}: more training will help")
-            margin = min(1.0, (abs(eval_trend.rel) / s.flat_change - 1) / 2)
-            return "underfit", (0.6 + 0.3 * margin + (0.05 if facts.train_falling else 0)) * penalty
-        if 0 < rise < s.overfit_rise and i_min < n_eval - 1:
-            reasons.append(
-                f"eval loss is {rise:.1%} above its lowest, under the {s.overfit_rise:.0%} that counts as "
-                "overfitting"
-            )
-        if facts.train_falling:
-            reasons.append(
-                "the training loss still falls while the eval loss is flat: more epochs would mostly "
-                "memorise the training set"
-            )
-        rel = abs(eval_trend.rel) if eval_trend is not None and not stalled else 0.0
-        margin = max(0.0, min(1.0, (s.flat_change - rel) / s.flat_change))
-        return "converged", (0.6 + 0.3 * margin) * penalty
-
-    # no eval curve to judge by
-    if n_eval == 1:
-        reasons.append(
-            "eval loss was logged only once: this verdict rests on the training loss alone (lower confidence)"
-        )
-    else:
-        reasons.append(
-            "no eval loss was logged: this verdict rests on the training loss alone (lower confidence); "
-            "give --val_dataset or --split_dataset_ratio to see overfitting"
-        )
-    penalty *= 0.6
-    if train_trend is None:
-        reasons.append("a single point shows no trend: the run is too short to judge, so train longer")
-        return "underfit", 0.3 * penalty
-    if train_state == "falling":
-        margin = min(1.0, (abs(train_trend.rel) / s.flat_change - 1) / 2)
-        return "underfit", (0.6 + 0.3 * margin) * penalty
-    if train_state == "rising":
-        reasons.append("the training loss creeps up at the end, within what counts as rising")
-    rel = abs(train_trend.rel) if math.isfinite(train_trend.rel) else 0.0
-    return "converged", (0.6 + 0.3 * max(0.0, (s.flat_change - rel) / s.flat_change)) * penalty
+        reasons.append(f"{where} {words}: flat, within its noise")
+        confidence = 0.55 + 0.4 * _margin(s.noise_z, max(abs(trend.z), 0.05))
+    if eval_sig is not None and train_fall_z > s.noise_z and sig is eval_sig:
+        reasons.append("more epochs would mostly fit the training set further")
+    return "converged", confidence * penalty
 
 
-def _trend_state(trend: Trend | None, s: ClassifySettings, *, noisy: bool = True) -> str:
-    """falling | rising | flat. A change must be larger than flat_change (relative) and, when
-    the noise is known, larger than noise_z standard errors. Eval losses (noisy=False) are
-    measured on a fixed set, so with 3 points or fewer the size alone decides."""
-    if trend is None or not math.isfinite(trend.rel):
-        return "flat"
-    if abs(trend.rel) < s.flat_change:
-        return "flat"
-    if math.isfinite(trend.z) and abs(trend.z) < s.noise_z and (noisy or trend.points > 3):
-        return "flat"
-    return "falling" if trend.change < 0 else "rising"
-
-
-def _trend_sentence(name: str, trend: Trend, state: str, s: ClassifySettings) -> str:
-    share = f"over the last {s.tail_fraction:.0%} of the run (steps {trend.first_step}-{trend.last_step})"
-    details = [f"{trend.rel:+.1%}" if math.isfinite(trend.rel) else "no level"]
-    if math.isinf(trend.z):
-        details.append("no noise at all")
-    elif math.isfinite(trend.z):
-        details.append(f"{abs(trend.z):.1f} standard errors")
-    if trend.within_epochs:
-        details.append("fitted within epochs")
-    word = {"falling": "still falling", "rising": "rising", "flat": "flat"}[state]
-    text = f"{share} {name} is {word}: {_num(trend.start)} -> {_num(trend.end)} ({', '.join(details)})"
-    if state == "flat":
-        if math.isfinite(trend.rel) and abs(trend.rel) >= s.flat_change:
-            text += f"; within its noise (a trend needs {s.noise_z:g} standard errors)"
-        else:
-            text += f"; under the {s.flat_change:.0%} that counts as a trend"
-    return text
-
-
-def _eval_improved(evals: Series | None, s: ClassifySettings, first_train: float) -> bool | None:
-    """Did eval loss end clearly below its first value, and not above where the training loss
-    started? (An eval first measured after a divergence can fall while the model stays worse
-    than it began.) None when it can't tell (< 2 points)."""
-    if evals is None or len(evals) < 2:
+def _overfit(
+    sig: Signal, s: ClassifySettings, reasons: list[str], facts: _Facts, train_fell: bool
+) -> float | None:
+    """The confidence of an overfit verdict on the eval signal, or None: the eval loss rose after
+    its minimum beyond its noise, by at least overfit_share of its fall before the minimum."""
+    i_min = int(np.argmin(sig.y))
+    facts.best_step = int(sig.steps[i_min])
+    after = len(sig) - 1 - i_min
+    if after < 1:
         return None
-    first, last = float(evals.values[0]), float(np.min(evals.values[-2:]))
-    return last < first * (1 - s.min_improvement) and last <= first_train * (1 + s.rise_tolerance)
+    k = min(3, after)
+    end = float(np.median(sig.y[-k:]))
+    rise, fall = end - sig.y[i_min], sig.y[0] - sig.y[i_min]
+    rise_z = rise / (sig.noise * math.sqrt(1 + 1 / k))
+    share = rise / fall if fall > 0 else math.inf
+    # the rise that counts, in log units: overfit_share of the fall, or overfit_rise of the level
+    needed = min(
+        s.overfit_share * fall,
+        math.log1p(s.overfit_rise) if sig.log else s.overfit_rise * abs(sig.values[i_min]),
+    )
+    if rise_z <= s.noise_z or rise < needed:
+        if rise > 0 and rise_z > s.noise_z:
+            reasons.append(
+                f"eval loss is {sig.level(end) / sig.level(sig.y[i_min]) - 1:+.1%} above its lowest "
+                f"({_num(sig.values[i_min])} at step {facts.best_step}), {share:.0%} of its earlier fall: "
+                f"under the {s.overfit_share:.0%} of it (or +{s.overfit_rise:.0%}) that counts as overfitting"
+            )
+        return None
+    lowest = _num(sig.values[i_min])
+    text = (
+        f"eval loss fell from {_num(sig.values[0])} to {lowest} at step {facts.best_step}, then rose "
+        if i_min > 0
+        else f"eval loss was lowest at its first point ({lowest}, step {facts.best_step}) and rose "
+    )
+    text += (
+        f"to {_num(sig.level(end))} by step {int(sig.steps[-1])} "
+        f"({sig.level(end) / sig.values[i_min] - 1:+.0%}; {rise_z:.1f} standard errors of its noise"
+        + (f"; {share:.0%} of its earlier fall" if math.isfinite(share) else "")
+        + ")"
+    )
+    reasons.append(text)
+    if train_fell:
+        reasons.append("while the training loss fell: the model memorises the training set")
+    margin = min(_margin(rise_z, s.noise_z), _margin(rise, needed))
+    return (0.55 + 0.4 * margin) * (1.0 if after >= 2 else 0.8)
 
 
 def _first_nonfinite(series: Series | None) -> int | None:
@@ -648,20 +690,17 @@ def next_step(
                 "curves could say anything; fix the cause and run it again.",
                 None,
             )
-        if facts.cause == "flat" and lr is not None and lr < s.high_lr:
-            # a loss that neither fell nor jumped: the steps were too small to learn anything
-            new = lr * 10
+        if facts.cause == "zero":
             return NextStep(
-                f"Raise the learning rate 10x ({_fmt(lr)} -> {_fmt(new)}): "
-                f"at {_fmt(lr)} the loss barely moved.",
-                f"lr={_fmt(new)}",
+                "Check the data and the template before the learning rate: a loss of exactly 0.0 means no "
+                "token was trained on (every label masked) or the model collapsed.",
+                None,
             )
         why = {
             "nan": "the loss went NaN",
             "explode": "the loss exploded",
             "rising": "the loss rose instead of falling",
-            "unstable": "the loss jumped before it fell",
-            "flat": "the loss did not fall",
+            "unstable": "the loss jumped above its start before it fell",
         }.get(facts.cause, "the run failed")
         if lr is None:
             return NextStep(f"Lower the learning rate {s.lr_divisor:g}x: {why}.", None)
@@ -671,17 +710,35 @@ def next_step(
             f"lr={_fmt(new)}",
         )
     if verdict == "underfit":
-        if facts.partial:
+        if not facts.moved:
+            # the loss did not move: steps too small to learn, which more of them fixes only slowly
+            if lr is not None and lr < s.high_lr:
+                new = lr * s.lr_factor
+                return NextStep(
+                    f"Raise the learning rate {s.lr_factor:g}x ({_fmt(lr)} -> {_fmt(new)}): at {_fmt(lr)} "
+                    "the training loss barely moved.",
+                    f"lr={_fmt(new)}",
+                )
             return NextStep(
-                f"Let it finish: the loss is still falling at step {facts.last_step} of {curves.max_steps}.",
+                "Raise the learning rate, or train longer: the training loss barely moved.",
                 None,
             )
+        if facts.partial:
+            return NextStep(
+                f"Let it finish (or resume it): the loss was still falling at step {facts.last_step} of "
+                f"{curves.max_steps}.",
+                None,
+            )
+        decayed = " (the schedule took the lr to near 0 at the end; it stretches over more epochs)"
+        decayed = decayed if facts.lr_decayed else ""
         if epochs is None:
-            return NextStep(f"Train about {s.epochs_factor:g}x more epochs: the loss is still falling.", None)
+            return NextStep(
+                f"Train about {s.epochs_factor:g}x more epochs: the loss was still falling{decayed}.", None
+            )
         new_epochs = _int_if_whole(epochs * s.epochs_factor)
         return NextStep(
             f"Train {_fmt(new_epochs)} epochs instead of {_fmt(epochs)}: "
-            "the loss was still falling at the end.",
+            f"the loss was still falling at the end{decayed}.",
             f"epochs={_fmt(new_epochs)}",
         )
     if verdict == "overfit":

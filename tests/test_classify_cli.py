@@ -73,7 +73,7 @@ def test_the_table_shows_every_run_its_verdict_and_next_step(sweep, capsys, monk
     assert rows[0].startswith("sweep/0/output/v0-") and " failed " in rows[0] and rows[0].endswith("lr=1e-3")
     assert rows[1].startswith("sweep/1/output/v0-") and " converged " in rows[1]
     assert rows[2].startswith("sweep/2 ") and " failed " in rows[2]
-    assert "training loss rose from 3.50" in out  # the reasons follow the table
+    assert "training loss rose: 3.50 at step 1" in out  # the reasons follow the table
     assert "swift exited with code 2" in out
     assert "next: Lower the learning rate 100x (0.1 -> 1e-3)" in out
 
@@ -139,3 +139,24 @@ def test_python_dash_m_swiftops_classify(sweep):
     assert result["verdict"] == "converged" and result["next"]["override"].startswith(
         "stages=[infer,export] run="
     )
+
+
+def test_a_run_that_raises_costs_no_other_run_its_verdict(sweep, capsys, monkeypatch):
+    """Each run is classified on its own: one that raises is an error on stderr (exit 2),
+    after every other run's result."""
+    import swiftops.classify as classify
+
+    real = classify.classify_target
+
+    def flaky(target, settings):
+        if target.job_dir is not None and target.job_dir.name == "1":
+            raise ZeroDivisionError("float division by zero")
+        return real(target, settings)
+
+    monkeypatch.setattr(classify, "classify_target", flaky)
+    assert main([str(sweep), "--json"]) == 2
+    captured = capsys.readouterr()
+    verdicts = [r["verdict"] for r in json.loads(captured.out)]
+    assert verdicts == ["failed", "failed"]  # jobs 0 and 2
+    assert "could not be classified: ZeroDivisionError: float division by zero" in captured.err
+    assert str(sweep / "1") in captured.err
