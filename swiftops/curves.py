@@ -658,9 +658,10 @@ def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
 
 
 def _read_jsonl(path: Path, *, full: bool) -> _LogInfo:
-    """ms-swift's logging.jsonl, or LLaMA-Factory's trainer_log.jsonl. Bare NaN/Infinity are read (Python's json accepts them); a
-    cut last line (a killed run) is skipped with a warning. With full=False only the last lines
-    are parsed: checkpoints, max_steps and the last step are all there."""
+    """ms-swift's logging.jsonl, or LLaMA-Factory's trainer_log.jsonl. Bare NaN/Infinity are
+    read (Python's json accepts them); a cut last line (a killed run) is skipped with a warning.
+    With full=False only the last lines are parsed: checkpoints, max_steps and the last step
+    are all there."""
     info = _LogInfo()
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
