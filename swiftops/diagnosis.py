@@ -86,6 +86,7 @@ class Diagnosis:
     figures: dict[str, Any]  # losses, steps and checkpoint (see FIGURES)
     next: NextStep
     warnings: list[str] = field(default_factory=list)  # what the reader found odd (cut files, NaN as 0.0)
+    evidence: dict[str, Any] = field(default_factory=dict)  # the deciding test: rule, value, limit
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: NaN and inf become None, numpy numbers plain numbers."""
@@ -97,6 +98,7 @@ class Diagnosis:
                 "figures": dict(self.figures),
                 "next": {"text": self.next.text, "override": self.next.override},
                 "warnings": list(self.warnings),
+                "evidence": dict(self.evidence),
             }
         )
 
@@ -269,6 +271,16 @@ def epoch_at(curves: Curves, step: float) -> float | None:
     return float(np.interp(step, epoch.steps.astype(np.float64), epoch.values))
 
 
+def _evidence_of(rule: str, value: float, limit: float, **more: float) -> dict[str, Any]:
+    """The test a verdict rests on, for the record: its rule, measured value and limit."""
+    return {
+        "rule": rule,
+        "value": round(float(value), 4),
+        "limit": limit,
+        **{k: round(float(v), 4) for k, v in more.items()},
+    }
+
+
 def _evidence(points: int) -> float:
     """How much a verdict can rest on a curve of this many points: 0.65 at 3, full from 10."""
     return min(1.0, 0.5 + points / 20)
@@ -295,6 +307,7 @@ class _Facts:
     last_step: int | None = None
     partial: bool = False
     lr_decayed: bool = False  # the lr ended under a tenth of its peak
+    evidence: dict[str, Any] = field(default_factory=dict)  # the deciding test: rule, value, limit
 
 
 def diagnose(
@@ -335,6 +348,7 @@ def diagnose(
         figures=figures,
         next=next_step(verdict, facts, curves, params, s),
         warnings=list(curves.warnings),
+        evidence=facts.evidence,
     )
 
 
@@ -394,6 +408,7 @@ def _failure(
         )
         figures["divergence_step"] = first_zero
         facts.cause = "zero"
+        facts.evidence = _evidence_of("zero_share", float(zeros.mean()), s.zero_share)
         return "failed", max(confidence, 0.95)
 
     first = float(values[0])
@@ -407,6 +422,7 @@ def _failure(
         )
         figures["divergence_step"] = int(steps[np.argmax(smooth >= s.explode_factor * first)])
         facts.cause = "explode"
+        facts.evidence = _evidence_of("explode_factor", float(smooth[peak] / first), s.explode_factor)
         return "failed", max(confidence, 0.95)
 
     sig = prepare("training loss", train, s)
@@ -427,6 +443,7 @@ def _failure(
             )
             figures["divergence_step"] = int(sig.steps[int(np.argmax(ys - sig.y[0] > s.noise_z * sig.noise))])
             facts.cause = "rising"
+            facts.evidence = _evidence_of("rising", late_z, s.noise_z)
             return "failed", max(confidence, 0.6 + 0.35 * _margin(late_z, s.noise_z))
         if over > s.unstable_z:
             reasons.append(
@@ -439,6 +456,7 @@ def _failure(
                 sig.steps[int(np.argmax(ys - sig.y[0] > s.unstable_z * sig.noise))]
             )
             facts.cause = "unstable"
+            facts.evidence = _evidence_of("unstable_z", over, s.unstable_z)
             return "failed", max(confidence, 0.6 + 0.35 * _margin(over, s.unstable_z))
         if late_z > s.noise_z:
             reasons.append(
@@ -529,10 +547,11 @@ def _learning(curves: Curves, s: ClassifySettings, reasons: list[str], facts: _F
                 f"eval loss went from {_num(eval_sig.values[0])} to {_num(eval_sig.values[-1])} by step "
                 f"{int(eval_sig.steps[-1])} ({eval_sig.values[-1] / eval_sig.values[0] - 1:+.1%})"
             )
+        facts.evidence = _evidence_of("barely_moved", train_fall_z, s.noise_z)
         return "underfit", (0.55 + 0.4 * _margin(s.noise_z, max(train_fall_z, 0.1))) * penalty
 
     if eval_sig is not None:
-        overfit = _overfit(eval_sig, s, reasons, facts, train_fall_z > s.noise_z)
+        overfit = _overfit(eval_sig, s, reasons, facts)
         if overfit is not None:
             return "overfit", overfit * penalty
 
@@ -548,6 +567,7 @@ def _learning(curves: Curves, s: ClassifySettings, reasons: list[str], facts: _F
     elif trend.ratio == math.inf:
         words += "; it was not falling before"
     words += ")"
+    facts.evidence = _evidence_of("settle_ratio", trend.ratio, s.settle_ratio, z=trend.z)
     falling = trend.z < -s.noise_z
     settling = math.isfinite(trend.ratio) and trend.ratio < s.settle_ratio
     # a curve whose last point already sits above its lowest, beyond its noise, has turned:
@@ -558,8 +578,8 @@ def _learning(curves: Curves, s: ClassifySettings, reasons: list[str], facts: _F
             f"{where} {words}, but its last point ({_num(sig.values[-1])}) is already above its lowest "
             f"({_num(float(np.min(sig.values)))}): it has stopped falling"
         )
-        if eval_sig is not None and train_fall_z > s.noise_z and sig is eval_sig:
-            reasons.append("more epochs would mostly fit the training set further")
+        if eval_sig is not None:
+            reasons.append(_MORE_EPOCHS)
         return "converged", 0.55 * penalty
     if falling and not settling:
         reasons.append(f"{where} {words}: still falling, more training will help")
@@ -579,14 +599,15 @@ def _learning(curves: Curves, s: ClassifySettings, reasons: list[str], facts: _F
     else:
         reasons.append(f"{where} {words}: flat, within its noise")
         confidence = 0.55 + 0.4 * _margin(s.noise_z, max(abs(trend.z), 0.05))
-    if eval_sig is not None and train_fall_z > s.noise_z and sig is eval_sig:
-        reasons.append("more epochs would mostly fit the training set further")
+    if eval_sig is not None:
+        reasons.append(_MORE_EPOCHS)
     return "converged", confidence * penalty
 
 
-def _overfit(
-    sig: Signal, s: ClassifySettings, reasons: list[str], facts: _Facts, train_fell: bool
-) -> float | None:
+_MORE_EPOCHS = "more epochs would mostly fit the training set further, not the eval set"
+
+
+def _overfit(sig: Signal, s: ClassifySettings, reasons: list[str], facts: _Facts) -> float | None:
     """The confidence of an overfit verdict on the eval signal, or None: the eval loss rose after
     its minimum beyond its noise, by at least overfit_share of its fall before the minimum."""
     i_min = int(np.argmin(sig.y))
@@ -625,8 +646,8 @@ def _overfit(
         + ")"
     )
     reasons.append(text)
-    if train_fell:
-        reasons.append("while the training loss fell: the model memorises the training set")
+    facts.evidence = _evidence_of("overfit", rise / needed if needed > 0 else math.inf, 1.0, z=rise_z)
+    reasons.append("while the training loss fell: the model memorises the training set")
     margin = min(_margin(rise_z, s.noise_z), _margin(rise, needed))
     return (0.55 + 0.4 * margin) * (1.0 if after >= 2 else 0.8)
 

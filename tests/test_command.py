@@ -125,7 +125,7 @@ def test_default_tiny_config_builds_exact_argv(composed):
         "--save_total_limit",
         "2",
         "--logging_steps",
-        "5",
+        "1",
         "--max_length",
         "512",
         "--warmup_ratio",

@@ -83,8 +83,7 @@ def test_a_loss_that_jumps_then_recovers_is_failed_by_a_wide_margin(tmp_path):
     assert d.verdict == "failed" and d.confidence >= 0.9
     assert "training loss jumped +71% above its start (5.28 at step 1 -> 9.02 at step 4" in text(d)
     # far past the limit, not on its edge: the same run on another machine gives the same verdict
-    over = float(text(d).split("3-point median; ")[1].split(" noise units")[0])
-    assert over > 2 * ClassifySettings().unstable_z
+    assert d.evidence["rule"] == "unstable_z" and d.evidence["value"] > 2 * d.evidence["limit"]
     assert d.next.override == "lr=1e-3" and "jumped" in d.next.text
 
 
@@ -490,7 +489,7 @@ def test_to_dict_is_json_safe(tmp_path):
     d = judge(tmp_path, ([1, 2, 3], [NAN, NAN, NAN]))
     data = json.loads(json.dumps(d.to_dict(), allow_nan=False))
     assert data["verdict"] == "failed" and data["figures"]["first_train_loss"] is None
-    assert set(data) == {"verdict", "confidence", "reasons", "figures", "next", "warnings"}
+    assert set(data) == {"verdict", "confidence", "reasons", "figures", "next", "warnings", "evidence"}
     assert set(data["next"]) == {"text", "override"}
     assert d.verdict in VERDICTS and 0 <= d.confidence <= 1
 
