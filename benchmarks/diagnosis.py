@@ -43,7 +43,7 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,16 +188,17 @@ def trainproof_verdict(rule_ids: list[str], *, spike_fails: bool = False) -> str
 # ---- running the tools ----
 
 
-def run_swiftops(cases: list[Case]) -> tuple[list[dict[str, Any]], float]:
+def run_swiftops(cases: list[Case], settings: Any = None) -> tuple[list[dict[str, Any]], float]:
     from swiftops.classify import classify_target, find_targets
     from swiftops.diagnosis import ClassifySettings
 
+    settings = settings or ClassifySettings()
     out = []
     start = time.perf_counter()
     for case in cases:
         try:
             targets = find_targets(case.run_dir)
-            result = classify_target(targets[0], ClassifySettings())
+            result = classify_target(targets[0], settings)
             out.append({"verdict": result["verdict"], "confidence": float(result["confidence"])})
         except Exception as exc:  # a crash is a result, never the end of the benchmark
             out.append({"verdict": CRASH, "confidence": None, "error": f"{type(exc).__name__}: {exc}"})
@@ -227,6 +228,25 @@ def run_trainproof(cases: list[Case]) -> tuple[list[dict[str, Any]], float]:
 
 
 # ---- the figures ----
+
+
+SENSITIVITY = ("noise_z", "tail_fraction", "settle_ratio", "overfit_share", "overfit_rise", "unstable_z")
+
+
+def sensitivity(cases: list[Case]) -> dict[str, dict[str, int]]:
+    """Lenient agreement with each threshold scaled by 0.75, 1 and 1.33: a rule fitted to a few
+    cases shows as a cliff here; one that holds as a principle barely moves."""
+    from swiftops.diagnosis import ClassifySettings
+
+    base = ClassifySettings()
+    out: dict[str, dict[str, int]] = {}
+    for name in SENSITIVITY:
+        out[name] = {}
+        for factor in (0.75, 1, 1.33):
+            settings = replace(base, **{name: getattr(base, name) * factor})
+            results, _ = run_swiftops(cases, settings)
+            out[name][str(factor)] = score([r["verdict"] for r in results], cases, lenient=True)[0]
+    return out
 
 
 def fraction(k: int, n: int) -> dict[str, Any]:
@@ -361,6 +381,11 @@ def format_text(fig: dict[str, Any]) -> str:
         label = m["label"] + (f" (alt {'|'.join(m['alts'])})" if m["alts"] else "")
         lines.append(f"  {m['case']:<{width}}  predicted {got:<22}  label {label}")
 
+    lines += ["", "sensitivity: lenient agreement with one threshold scaled (the others at their defaults)"]
+    for name, by_factor in fig["sensitivity"].items():
+        row = "  ".join(f"x{factor}: {k}/{fig['runs']}" for factor, k in by_factor.items())
+        lines.append(f"  {name:<15} {row}")
+
     lines += ["", f"time: swiftops {sw['seconds']:.2f} s for {fig['runs']} runs"]
     if tp is not None:
         lines[-1] += f", trainproof {tp['seconds']:.2f} s"
@@ -384,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         tp, tp_s = None, 0.0
     fig = figures(corpus, cases, swift, swift_s, tp, tp_s)
+    fig["sensitivity"] = sensitivity(cases)
     if args.json:
         if tp is None:
             fig["trainproof_missing"] = "trainproof is not installed: pip install trainproof"

@@ -48,7 +48,8 @@ class ClassifySettings:
     tail_fraction: float = 0.3  # "the end": this share of the run's training, counted back from the last
     #   point; training is measured in cumulative learning rate when it was logged (else steps), so a
     #   tail where a schedule took the lr to ~0 is not mistaken for a loss that levelled off by itself
-    min_tail_points: int = 3  # ... but at least this many points
+    min_tail_points: int = 2  # ... but at least this many points (a slope needs 2; borrowing more from
+    #   before the end would judge the middle of a sparsely evaluated run)
     settle_ratio: float = 0.2  # still falling = the end's rate of fall is at least this share of the rate
     #   over the stretch just before it; a smaller share means the curve is levelling off (converged)
     overfit_share: float = 0.5  # overfit = eval loss rose after its minimum, beyond its noise, by at least
@@ -202,8 +203,9 @@ class EndTrend:
 
 
 def end_trend(sig: Signal, s: ClassifySettings) -> EndTrend | None:
-    """The trend over the last tail_fraction of the training progress (at least
-    min_tail_points points), compared with the same length of progress just before it."""
+    """The trend over the last tail_fraction of the steps (at least min_tail_points points): a
+    Theil-Sen line, its change in standard errors, and its slope against the run's average rate
+    from the first point to where the end begins. None with fewer than 3 points."""
     n = len(sig)
     if n < 3:
         return None
