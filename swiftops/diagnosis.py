@@ -45,13 +45,11 @@ class ClassifySettings:
     these is a share of the loss level (the same run scaled 100x gets the same verdict)."""
 
     noise_z: float = 2.0  # a change counts only beyond this many standard errors of the curve's own noise
-    tail_fraction: float = 0.3  # "the end": this share of the run's training, counted back from the last
-    #   point; training is measured in cumulative learning rate when it was logged (else steps), so a
-    #   tail where a schedule took the lr to ~0 is not mistaken for a loss that levelled off by itself
+    tail_fraction: float = 0.3  # "the end": this share of the run's steps, counted back from the last point
     min_tail_points: int = 2  # ... but at least this many points (a slope needs 2; borrowing more from
     #   before the end would judge the middle of a sparsely evaluated run)
-    settle_ratio: float = 0.2  # still falling = the end's rate of fall is at least this share of the rate
-    #   over the stretch just before it; a smaller share means the curve is levelling off (converged)
+    settle_ratio: float = 0.2  # still falling = the end falls at least at this share of the run's average
+    #   pace before the end; slower means the curve is levelling off (converged)
     overfit_share: float = 0.5  # overfit = eval loss rose after its minimum, beyond its noise, by at least
     #   this share of what it had fallen from its first value to that minimum ...
     overfit_rise: float = 0.1  # ... or by this much of its minimum, whichever is smaller: giving back half
@@ -63,9 +61,7 @@ class ClassifySettings:
     zero_share: float = 0.5  # training loss exactly 0.0 at this share of its points = degenerate (failed)
     resolution: float = 1e-3  # the smallest relative change a log resolves (4-digit logs, float32): the
     #   floor of every noise estimate, so a perfectly smooth curve does not make every wiggle significant
-    high_lr: float = (
-        1e-2  # a run that barely moved below this lr is told to raise it; at or above, to lower it
-    )
+    high_lr: float = 1e-2  # a run that barely moved below this lr is told to raise it
     lr_factor: float = 10.0  # ... raised this many times
     lr_divisor: float = 100.0  # failed: the next learning rate is this many times smaller
     epochs_factor: float = 3.0  # underfit: the next run trains this many times more epochs
@@ -742,10 +738,13 @@ def next_step(
                     "the training loss barely moved.",
                     f"lr={_fmt(new)}",
                 )
-            return NextStep(
-                "Raise the learning rate, or train longer: the training loss barely moved.",
-                None,
-            )
+            if lr is not None:
+                return NextStep(
+                    f"Check the data, the template and what is trained: the training loss barely moved "
+                    f"even at lr {_fmt(lr)}.",
+                    None,
+                )
+            return NextStep("Raise the learning rate, or train longer: the training loss barely moved.", None)
         if facts.partial:
             return NextStep(
                 f"Let it finish (or resume it): the loss was still falling at step {facts.last_step} of "
