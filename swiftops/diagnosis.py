@@ -331,9 +331,11 @@ def diagnose(
     if curves.max_steps and facts.last_step is not None and facts.last_step < curves.max_steps:
         facts.partial = True
 
-    verdict, confidence = _failure(curves, exit_code, s, figures, reasons, facts)
+    evals = curves.eval_loss
+    eval_sig = prepare("eval loss", evals, s) if evals is not None else None  # read once, used by both
+    verdict, confidence = _failure(curves, eval_sig, exit_code, s, figures, reasons, facts)
     if verdict is None:
-        verdict, confidence = _learning(curves, s, reasons, facts)
+        verdict, confidence = _learning(curves, eval_sig, s, reasons, facts)
     if facts.partial and verdict != "failed":
         reasons.append(
             f"the curve is partial: step {facts.last_step} of {curves.max_steps}, so the verdict may change"
@@ -352,6 +354,7 @@ def diagnose(
 
 def _failure(
     curves: Curves,
+    eval_sig: Signal | None,
     exit_code: int | None,
     s: ClassifySettings,
     figures: dict[str, Any],
@@ -431,7 +434,7 @@ def _failure(
         quarter = max(1, len(sig) // 4)
         late = float(np.median(sig.y[-quarter:]))
         late_z = (late - sig.y[0]) / sig.noise
-        eval_fell = _eval_fell(curves, s)
+        eval_fell = late_z > s.noise_z and _eval_fell(eval_sig, s)
         if late_z > s.noise_z and not eval_fell:
             reasons.append(
                 f"training loss rose: {_num(first)} at step {int(steps[0])}, "
@@ -469,24 +472,23 @@ def _failure(
     return verdict, confidence
 
 
-def _eval_fell(curves: Curves, s: ClassifySettings) -> bool:
+def _eval_fell(sig: Signal | None, s: ClassifySettings) -> bool:
     """Eval loss ended below its first value, beyond its noise."""
-    evals = curves.eval_loss
-    sig = prepare("eval loss", evals, s) if evals is not None else None
     if sig is None:
         return False
     end = float(np.median(sig.y[-min(3, len(sig) - 1) :]))
     return sig.y[0] - end > s.noise_z * sig.noise
 
 
-def _learning(curves: Curves, s: ClassifySettings, reasons: list[str], facts: _Facts) -> tuple[str, float]:
+def _learning(
+    curves: Curves, eval_sig: Signal | None, s: ClassifySettings, reasons: list[str], facts: _Facts
+) -> tuple[str, float]:
     """underfit / overfit / converged, for a run with no sign of breakage. The eval loss is the
     signal when it has 3 points or more, else the training loss."""
     train = curves.train_loss
     binned = _bin_medians(train.steps, train.values, _MAX_BINS)
     train_sig = prepare("training loss", binned, s)
     evals = curves.eval_loss
-    eval_sig = prepare("eval loss", evals, s) if evals is not None else None
     if eval_sig is not None and len(eval_sig) < 3:
         eval_sig = None
     lr = curves.scalars.get(LEARNING_RATE)
