@@ -40,6 +40,8 @@ class RunRecord:
     verdict: str | None = None  # failed | underfit | overfit | converged (see swiftops.diagnosis)
     diagnosis: dict[str, Any] | None = None  # confidence, reasons, figures, next
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # sft/infer/export: status, paths, scores
+    stopped_by: str | None = None  # "watchdog" when the live watchdog stopped a doomed run early
+    lineage: dict[str, Any] | None = None  # autotune: parent job, the change applied and why
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,7 +6,10 @@ the learning rate, so a sweep can mix outcomes:
   lr >= 1        crash after two logged steps, exit 1 (a traceback in the log)
   lr >= 0.05     diverge: loss rises, exit 0 (as swift does)
   otherwise      a falling loss, exit 0
-FAKE_SWIFT_STEP_SECONDS slows each step (for Ctrl-C tests).
+FAKE_SWIFT_STEP_SECONDS slows each step (for Ctrl-C tests). FAKE_SWIFT_SHAPES scripts the curves
+instead: a JSON list of [{flag: value, ...}, shape] pairs, the first whose flags all match wins
+(numbers compared as numbers), e.g. [[{"learning_rate": 0.1}, "rising"], [{}, "converged"]].
+The shapes (see SHAPES): converged, flat, still_falling, overfit, rising, nan, explode.
 
 `swift infer ... --val_dataset T --result_path R` appends one result line per row of T to R, as
 swift does: with --adapters the response is the row's reference answer (a perfect student),
@@ -54,7 +57,9 @@ def sft(argv: list[str]) -> int:
     writer = EventFileWriter(str(run_dir / "runs"))
     max_steps = max(2, int(10 * epochs))
     with open(run_dir / "logging.jsonl", "w") as log:
-        code, last_ckpt, best_ckpt, best, loss = train_loop(log, writer, run_dir, lr, max_steps, step_seconds)
+        code, last_ckpt, best_ckpt, best, loss = train_loop(
+            log, writer, run_dir, lr, max_steps, step_seconds, scripted_shape(argv)
+        )
         if code:
             return code
         log.write(json.dumps({"train_runtime": 1.0, "train_loss": loss}) + "\n")
@@ -70,15 +75,56 @@ def sft(argv: list[str]) -> int:
     return 0
 
 
-def train_loop(log, writer, run_dir, lr, max_steps, step_seconds):
+def _wiggle(step: int) -> float:
+    """A small deterministic noise, so every curve has a measurable noise level."""
+    return 0.01 * math.sin(1.7 * step)
+
+
+# shape -> (training loss, eval loss) at step s of n
+SHAPES = {
+    "converged": lambda s, n: (0.5 + 2.5 * math.exp(-s / 1.5) + _wiggle(s),) * 2,
+    "flat": lambda s, n: (3.0 + 0.1 * _wiggle(s),) * 2,
+    "still_falling": lambda s, n: (3.0 - 2.0 * s / n + _wiggle(s),) * 2,
+    "overfit": lambda s, n: (
+        0.5 + 2.5 * math.exp(-s / 1.5) + _wiggle(s),
+        1.0 + 2.0 * math.exp(-s / 1.5) + 0.02 * max(0.0, s - n / 3),
+    ),
+    "rising": lambda s, n: (3.0 * (1 + 0.05 * s) + _wiggle(s),) * 2,
+    "nan": lambda s, n: (3.0 if s < 3 else math.nan,) * 2,
+    "explode": lambda s, n: (3.0 * 2.0**s,) * 2,
+}
+
+
+def scripted_shape(argv: list[str]) -> str | None:
+    """The shape FAKE_SWIFT_SHAPES gives this command line, if any."""
+    for match, shape in json.loads(os.environ.get("FAKE_SWIFT_SHAPES") or "[]"):
+        if all(_same(flag(argv, key), value) for key, value in match.items()):
+            return shape
+    return None
+
+
+def _same(given: str | None, wanted) -> bool:
+    if given is None:
+        return False
+    try:
+        return math.isclose(float(given), float(wanted), rel_tol=1e-9)
+    except ValueError:
+        return given == str(wanted)
+
+
+def train_loop(log, writer, run_dir, lr, max_steps, step_seconds, shape=None):
     best, best_ckpt, last_ckpt, loss = math.inf, None, None, math.nan
     for step in range(1, max_steps + 1):
         time.sleep(step_seconds)
-        if lr >= 1 and step > 2:
+        if shape is None and lr >= 1 and step > 2:
             print("Traceback (most recent call last):\nRuntimeError: fake swift crashed", flush=True)
             writer.close()
             return 1, None, None, None, None
-        loss = 3.0 * (1 + 0.3 * step) if lr >= 0.05 else 3.0 * math.exp(-step / max_steps) + 0.5
+        if shape is not None:
+            loss, eval_loss = SHAPES[shape](step, max_steps)
+        else:
+            loss = 3.0 * (1 + 0.3 * step) if lr >= 0.05 else 3.0 * math.exp(-step / max_steps) + 0.5
+            eval_loss = loss + 0.1
         line = {
             "loss": loss,
             "grad_norm": 1.0,
@@ -90,7 +136,6 @@ def train_loop(log, writer, run_dir, lr, max_steps, step_seconds):
         log.write(json.dumps(line) + "\n")
         write_scalar(writer, "train/loss", loss, step)
         if step % 5 == 0 or step == max_steps:
-            eval_loss = loss + 0.1
             log.write(
                 json.dumps({"eval_loss": eval_loss, "global_step/max_steps": f"{step}/{max_steps}"}) + "\n"
             )
