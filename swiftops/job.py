@@ -30,6 +30,7 @@ class JobContext:
     job_num: int | None = None
     swift_bin: str = "swift"
     progress: bool = True
+    lineage: dict[str, Any] | None = None  # autotune: the job this one follows, the change and why
 
     @property
     def label(self) -> str:
@@ -54,6 +55,7 @@ def new_record(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
         log_path=str(ctx.job_dir / "swift.log"),
         sweep_dir=str(ctx.sweep_dir) if ctx.sweep_dir else None,
         job_num=ctx.job_num,
+        lineage=dict(ctx.lineage) if ctx.lineage else None,
     )
 
 
