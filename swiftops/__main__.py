@@ -25,19 +25,22 @@ _sweep_interrupted = False
 _single_status: str | None = None
 
 
-def context_from_hydra(swift_bin: str, progress: bool):
+def context_from_hydra(swift_bin: str, progress: bool, autotune: dict | None = None):
+    from swiftops.autotune import LINEAGE_KEYS, is_lineage
     from swiftops.job import JobContext
 
     hc = HydraConfig.get()
     # Hydra's test harness leaves hydra.mode unset in sweep jobs; a job number means a sweep
     multirun = hc.mode == RunMode.MULTIRUN or hc.job.get("num") is not None
+    autotune = autotune or {}
     return JobContext(
         job_dir=Path(hc.runtime.output_dir),
-        overrides=list(hc.overrides.task),
+        overrides=[o for o in hc.overrides.task if not is_lineage(o)],
         sweep_dir=Path(hc.sweep.dir).resolve() if multirun else None,
         job_num=hc.job.num if multirun else None,
         swift_bin=swift_bin,
         progress=progress,
+        lineage={k: autotune.get(k) for k in LINEAGE_KEYS} if autotune.get("parent") is not None else None,
     )
 
 
@@ -51,7 +54,7 @@ def run_task(cfg: DictConfig) -> str:
 
     plain = job_config(cfg)
     swift_bin = find_swift(plain.get("swift_bin")) or ""
-    ctx = context_from_hydra(swift_bin or "swift", bool(plain.get("progress", True)))
+    ctx = context_from_hydra(swift_bin or "swift", bool(plain.get("progress", True)), plain.get("autotune"))
     problems = check_job(plain, swift_found=bool(swift_bin))
     if problems:
         error = ConfigError(problems)

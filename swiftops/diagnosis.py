@@ -84,6 +84,7 @@ class Diagnosis:
     next: NextStep
     warnings: list[str] = field(default_factory=list)  # what the reader found odd (cut files, NaN as 0.0)
     evidence: dict[str, Any] = field(default_factory=dict)  # the deciding test: rule, value, limit
+    alternatives: list[NextStep] = field(default_factory=list)  # other steps that also fit, best first
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: NaN and inf become None, numpy numbers plain numbers."""
@@ -96,6 +97,7 @@ class Diagnosis:
                 "next": {"text": self.next.text, "override": self.next.override},
                 "warnings": list(self.warnings),
                 "evidence": dict(self.evidence),
+                "alternatives": [{"text": a.text, "override": a.override} for a in self.alternatives],
             }
         )
 
@@ -347,6 +349,7 @@ def diagnose(
         reasons=reasons,
         figures=figures,
         next=next_step(verdict, facts, curves, params, s),
+        alternatives=alternative_steps(verdict, facts, params, s),
         warnings=list(curves.warnings),
         evidence=facts.evidence,
     )
@@ -799,6 +802,36 @@ def next_step(
         f"Use it: run infer and export on the {which} checkpoint" + (f" ({where})" if where else "") + ".",
         f"stages=[infer,export]{run} ckpt={which}",
     )
+
+
+def alternative_steps(
+    verdict: str, facts: _Facts, params: dict[str, Any], s: ClassifySettings
+) -> list[NextStep]:
+    """The other knob that also answers the verdict, for when the next step was tried already
+    (autotune never runs a config twice) or can run beside it: a gentler lr cut after a
+    failure; for an underfit run, more epochs where the lr was raised and the other way round."""
+    lr, epochs = _number(params.get("lr")), _number(params.get("epochs"))
+    if verdict == "failed" and facts.cause in ("nan", "explode", "rising", "unstable") and lr is not None:
+        new = lr / s.lr_factor
+        return [
+            NextStep(
+                f"Lower the learning rate {s.lr_factor:g}x ({_fmt(lr)} -> {_fmt(new)}).", f"lr={_fmt(new)}"
+            )
+        ]
+    if verdict != "underfit" or facts.partial:
+        return []
+    more_epochs = higher_lr = None
+    if epochs is not None:
+        new_epochs = _fmt(_int_if_whole(epochs * s.epochs_factor))
+        text = f"Train {s.epochs_factor:g}x more epochs ({_fmt(epochs)} -> {new_epochs})."
+        more_epochs = NextStep(text, f"epochs={new_epochs}")
+    if lr is not None and lr < s.high_lr:
+        new_lr = _fmt(lr * s.lr_factor)
+        higher_lr = NextStep(
+            f"Raise the learning rate {s.lr_factor:g}x ({_fmt(lr)} -> {new_lr}).", f"lr={new_lr}"
+        )
+    other = more_epochs if not facts.moved else higher_lr  # next_step() gave the other one
+    return [other] if other is not None else []
 
 
 # ---------------------------------------------------------------------------------------------

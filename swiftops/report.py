@@ -599,6 +599,58 @@ def when(records: Sequence[RunRecord]) -> dict[str, str]:
 
 
 @dataclass
+class TuningView:
+    """The autotune path: run -> verdict -> change -> next run, and what it all cost."""
+
+    rows: list[dict[str, Any]]  # one per job, in job order
+    swift_seconds: float
+    steps: int
+    stopped: str | None  # why the autotune ended (from autotune.json)
+    best: RunView | None  # the converged run it recommends
+    recommendation: str | None  # the command of that run
+
+
+def tuning_path(runs: Sequence[RunView], decisions: dict[str, Any] | None) -> TuningView | None:
+    """The path of an autotune sweep from its runs' lineage and autotune.json (decisions);
+    None for any other sweep."""
+    if decisions is None and not any(r.record.lineage for r in runs):
+        return None
+    decisions = decisions or {}
+    children: dict[Any, list[str]] = {}
+    for run in runs:
+        parent = (run.record.lineage or {}).get("parent")
+        if parent is not None:
+            children.setdefault(parent, []).append(run.label)
+    rows = []
+    for run in runs:
+        lineage = run.record.lineage or {}
+        parent = lineage.get("parent")
+        rows.append(
+            {
+                "run": run,
+                "from": f"job {parent}" if parent is not None else "start",
+                "change": lineage.get("change"),
+                "why": lineage.get("why"),
+                "verdict": run.verdict,
+                "swift_seconds": run.record.duration_s,
+                "steps": run.figures.get("steps"),
+                "next_runs": children.get(run.record.job_num, []),
+            }
+        )
+    best_num = decisions.get("best_job")
+    best = next((r for r in runs if best_num is not None and r.record.job_num == best_num), None)
+    recommendation = decisions.get("recommendation")
+    return TuningView(
+        rows=rows,
+        swift_seconds=float(sum(r.record.duration_s or 0.0 for r in runs)),
+        steps=int(sum(r.figures.get("steps") or 0 for r in runs)),
+        stopped=decisions.get("stopped"),
+        best=best,
+        recommendation=f"{COMMAND} {recommendation}".strip() if recommendation is not None else None,
+    )
+
+
+@dataclass
 class Report:
     """A built report: the page, the table behind it, the summary for summary.json."""
 
@@ -613,12 +665,15 @@ def build_report(sweep_dir: str | os.PathLike, *, generated: datetime | None = N
     sweep_dir = Path(sweep_dir).absolute()
     runs = load_runs(sweep_dir)
     command, command_source = sweep_command(sweep_dir, [r.record for r in runs])
+    from swiftops.autotune import read_path
+
     return render_report(
         runs,
         sweep_dir=sweep_dir,
         command=command,
         command_source=command_source,
         generated=generated or datetime.now().astimezone(),
+        tuning=tuning_path(runs, read_path(sweep_dir)),
     )
 
 
@@ -629,6 +684,7 @@ def render_report(
     command: str | None = None,
     command_source: str = "",
     generated: datetime | None = None,
+    tuning: TuningView | None = None,
 ) -> Report:
     """Runs -> the report (the page is rendered, plots drawn; no file is read or written)."""
     import pandas as pd
@@ -660,6 +716,7 @@ def render_report(
         "overlay": overlay,
         "heatmap": grid_heatmap(runs, params),
         "stage_rows": stage_rows(runs),
+        "tuning": tuning,
     }
     html = _environment().get_template(TEMPLATE_NAME).render(**context)
     summary = {
@@ -676,6 +733,19 @@ def render_report(
         "best_why": best.why,
         "params": params,
         "rows": rows,
+        "autotune": None
+        if tuning is None
+        else {
+            "stopped": tuning.stopped,
+            "best_job": tuning.best.record.job_num if tuning.best else None,
+            "recommendation": tuning.recommendation,
+            "swift_seconds": tuning.swift_seconds,
+            "steps": tuning.steps,
+            "path": [
+                {k: v for k, v in row.items() if k != "run"} | {"job": row["run"].record.job_num}
+                for row in tuning.rows
+            ],
+        },
     }
     return Report(ident, html, pd.DataFrame(rows), _json_safe(summary))
 
