@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -204,8 +205,9 @@ def lineage_overrides(step: Step) -> list[str]:
 def quote(text: str) -> str:
     """A Hydra override value that stays one string whatever it holds (commas, '=', quotes);
     `${` is broken up so no interpolation is read into a reason."""
-    text = text.replace("\\", "\\\\").replace("'", "\\'").replace("${", "$ {")
-    return f"'{text}'"
+    # Hydra reads a backslash as an escape only in front of a quote (or the closing one)
+    text = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, text.replace("${", "$ {"))
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def is_lineage(override: str) -> bool:

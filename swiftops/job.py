@@ -157,6 +157,7 @@ def run_job(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
         record = load_run(cfg["run"])
         record.overrides, record.job_num = list(ctx.overrides), ctx.job_num
         record.sweep_dir = str(ctx.sweep_dir) if ctx.sweep_dir else None
+        record.lineage = dict(ctx.lineage) if ctx.lineage else None
     if set(stages) & {"infer", "export"}:
         from swiftops.stages import print_failures, run_stages, stage_failures
 

@@ -9,7 +9,8 @@ the learning rate, so a sweep can mix outcomes:
 FAKE_SWIFT_STEP_SECONDS slows each step (for Ctrl-C tests). FAKE_SWIFT_SHAPES scripts the curves
 instead: a JSON list of [{flag: value, ...}, shape] pairs, the first whose flags all match wins
 (numbers compared as numbers), e.g. [[{"learning_rate": 0.1}, "rising"], [{}, "converged"]].
-The shapes (see SHAPES): converged, flat, still_falling, overfit, rising, nan, explode.
+The shapes (see SHAPES): converged, flat, still_falling, overfit, rising, nan, explode, and crash
+(two falling steps, then a traceback and exit 1).
 
 `swift infer ... --val_dataset T --result_path R` appends one result line per row of T to R, as
 swift does: with --adapters the response is the row's reference answer (a perfect student),
@@ -92,6 +93,7 @@ SHAPES = {
     "rising": lambda s, n: (3.0 * (1 + 0.05 * s) + _wiggle(s),) * 2,
     "nan": lambda s, n: (3.0 if s < 3 else math.nan,) * 2,
     "explode": lambda s, n: (3.0 * 2.0**s,) * 2,
+    "crash": lambda s, n: (3.0 - 0.1 * s,) * 2,
 }
 
 
@@ -116,7 +118,7 @@ def train_loop(log, writer, run_dir, lr, max_steps, step_seconds, shape=None):
     best, best_ckpt, last_ckpt, loss = math.inf, None, None, math.nan
     for step in range(1, max_steps + 1):
         time.sleep(step_seconds)
-        if shape is None and lr >= 1 and step > 2:
+        if ((shape is None and lr >= 1) or shape == "crash") and step > 2:
             print("Traceback (most recent call last):\nRuntimeError: fake swift crashed", flush=True)
             writer.close()
             return 1, None, None, None, None
