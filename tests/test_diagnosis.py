@@ -489,7 +489,16 @@ def test_to_dict_is_json_safe(tmp_path):
     d = judge(tmp_path, ([1, 2, 3], [NAN, NAN, NAN]))
     data = json.loads(json.dumps(d.to_dict(), allow_nan=False))
     assert data["verdict"] == "failed" and data["figures"]["first_train_loss"] is None
-    assert set(data) == {"verdict", "confidence", "reasons", "figures", "next", "warnings", "evidence"}
+    assert set(data) == {
+        "verdict",
+        "confidence",
+        "reasons",
+        "figures",
+        "next",
+        "warnings",
+        "evidence",
+        "alternatives",
+    }
     assert set(data["next"]) == {"text", "override"}
     assert d.verdict in VERDICTS and 0 <= d.confidence <= 1
 
@@ -550,3 +559,41 @@ def test_an_eval_first_measured_after_a_divergence_does_not_hide_it(tmp_path):
         params={"lr": 0.1, "epochs": 1},
     )
     assert d.verdict == "failed" and d.next.override == "lr=1e-3"
+
+
+def test_a_short_curves_passing_bump_is_noise_not_a_failure(tmp_path):
+    """Five points (the tutorial's 1-epoch runs): the median of 3 second differences can sit on
+    two near-equal values and make the noise ~0; the short curve is judged against the larger
+    spread instead. Measured on the tiny model, tutorial data, lr 1e-3."""
+    d = judge(
+        tmp_path, ([1, 2, 3, 4, 5], [9.563, 9.638, 9.843, 9.500, 9.299]), params={"lr": 1e-3, "epochs": 1}
+    )
+    assert d.verdict != "failed", d.reasons
+    # a real overshoot on as few points still fails
+    d = judge(
+        tmp_path / "b", ([1, 2, 3, 4, 5], [9.56, 11.0, 12.1, 11.5, 10.2]), params={"lr": 0.1, "epochs": 1}
+    )
+    assert d.verdict == "failed"
+
+
+@pytest.mark.parametrize(
+    ("train", "lr", "next_override", "alternative"),
+    [
+        # still falling: 3x the epochs, else a 10x higher lr
+        ([3.0 - 0.1 * i for i in range(20)], 1e-3, "epochs=3", "lr=0.01"),
+        # barely moved: a 10x higher lr, else 3x the epochs
+        ([3.0 + 0.001 * math.sin(i) for i in range(20)], 1e-4, "lr=1e-3", "epochs=3"),
+        # overshoot: lr / 100, else lr / 10
+        ([3.0, 4.0, 6.0, 9.0, 12.0, 14.0], 0.1, "lr=1e-3", "lr=0.01"),
+    ],
+)
+def test_the_alternative_is_the_other_knob_that_fits(tmp_path, train, lr, next_override, alternative):
+    d = judge(tmp_path, (list(range(1, len(train) + 1)), train), params={"lr": lr, "epochs": 1})
+    assert d.next.override == next_override
+    assert [a.override for a in d.alternatives] == [alternative]
+
+
+def test_converged_and_overfit_runs_have_no_alternative_knob(tmp_path):
+    steps = list(range(1, 41))
+    d = judge(tmp_path, (steps, decay(steps, 3.0, 0.5, 5)), params={"lr": 1e-3, "epochs": 3})
+    assert d.verdict == "converged" and d.alternatives == []
