@@ -43,7 +43,7 @@ def summary_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
         row.update({k: _cell(record.params.get(k)) for k in params})
         nxt = (record.diagnosis or {}).get("next") or {}
         row.update(
-            status=record.status,
+            status=f"{record.status} ({record.stopped_by})" if record.stopped_by else record.status,
             verdict=record.verdict,
             confidence=(record.diagnosis or {}).get("confidence"),
             first_loss=_figure(record, "first_train_loss"),

@@ -58,6 +58,7 @@ def test_autotune_from_the_tutorials_failing_run_reaches_a_converged_one(tmp_pat
         assert child.lineage["why"].startswith(f"job {parent.job_num} {parent.verdict}")
     decisions = json.loads((sweep / "autotune.json").read_text())
     assert decisions["stopped"] == f"converged: job {records[-1].job_num}"
-    assert "lr=1e-3" in decisions["recommendation"]
+    assert decisions["recommendation"].startswith("experiment=tutorial_tiny_run1")
+    assert "+sweep" not in decisions["recommendation"]
     html = next(reports.glob("*.html")).read_text()
     assert 'id="autotune-table"' in html and decisions["stopped"] in html

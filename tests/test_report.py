@@ -478,3 +478,42 @@ def test_decimate_keeps_extremes_and_nan_gaps():
     assert np.isnan(v).any() and 30_001 in s
     short_s, _ = decimate(steps[:100], values[:100], 600)
     assert len(short_s) == 100
+
+
+def test_an_autotune_sweep_opens_with_its_path_and_its_cost(tmp_path):
+    sweep = make_sweep(
+        tmp_path / "s",
+        [FakeRun("diverged", {"lr": 0.1}, seed=1), FakeRun("converged", {"lr": 1e-3}, seed=2)],
+    )
+    child = read_record(sweep / "1")
+    child.lineage = {"parent": 0, "change": "lr=1e-3", "why": "job 0 failed: Lower the learning rate 100x"}
+    write_record(child)
+    (sweep / "autotune.json").write_text(
+        json.dumps({"stopped": "converged: job 1", "best_job": 1, "recommendation": "lr=1e-3"}),
+        encoding="utf-8",
+    )
+    report = build_report(sweep)
+    page = parse(report.html)
+    section = page.find("section", id="autotune")
+    assert section is not None
+    assert "Stopped: converged: job 1." in section.text()
+    assert "python -m swiftops lr=1e-3" in section.text()
+    rows = section.find("tbody").find_all("tr")
+    assert [r.find_all("td")[2].text().strip() for r in rows] == ["", "lr=1e-3"]
+    assert rows[0].find_all("td")[-1].text().strip() == "job 1"  # job 0 led to job 1
+    assert rows[1].attrs.get("class") == "is-best"
+    path = report.summary["autotune"]
+    assert path["best_job"] == 1 and path["swift_seconds"] == 12.5 + 13.5
+    assert [p["from"] for p in path["path"]] == ["start", "job 0"]
+
+
+def test_a_plain_sweep_has_no_path_and_a_watchdog_stop_is_marked(tmp_path):
+    sweep = make_sweep(tmp_path / "s", [FakeRun("nan", {"lr": 0.1}, seed=1), FakeRun("converged", seed=2)])
+    stopped = read_record(sweep / "0")
+    stopped.stopped_by = "watchdog"
+    write_record(stopped)
+    report = build_report(sweep)
+    page = parse(report.html)
+    assert not page.find_all("section", id="autotune") and report.summary["autotune"] is None
+    assert "stopped by the watchdog" in page.find("article", id="run-job-0").find("h3").text()
+    assert "stopped by" not in page.find("article", id="run-job-1").find("h3").text()
