@@ -53,3 +53,16 @@ def clean_env(monkeypatch):
     for key in ("SWIFTOPS_TUTORIAL_DATA",):
         monkeypatch.delenv(key, raising=False)
     return os.environ
+
+
+@pytest.fixture
+def stand_in_files(tmp_path) -> tuple[Path, Path]:
+    """(a model folder, a one-row chat .jsonl): local inputs that pass validation; the stand-in
+    swift reads neither."""
+    model = tmp_path / "model"
+    model.mkdir()
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+    )
+    return model, data

@@ -27,13 +27,8 @@ TUTORIAL_SHAPES = [
 
 
 @pytest.fixture
-def inputs(tmp_path) -> list[str]:
-    model = tmp_path / "model"
-    model.mkdir()
-    data = tmp_path / "train.jsonl"
-    data.write_text(
-        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
-    )
+def inputs(stand_in_files) -> list[str]:
+    model, data = stand_in_files
     return [f"model.id={model}", f"data.dataset=[{data}]", f"data.test_dataset={data}", "progress=false"]
 
 

@@ -18,14 +18,9 @@ pytestmark = pytest.mark.sweep
 
 
 @pytest.fixture
-def local_inputs(tmp_path) -> list[str]:
-    """Overrides pointing model and data at small local stand-ins (the fake swift reads neither)."""
-    model = tmp_path / "model"
-    model.mkdir()
-    data = tmp_path / "train.jsonl"
-    data.write_text(
-        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
-    )
+def local_inputs(stand_in_files) -> list[str]:
+    """Overrides pointing model and data at small local stand-ins."""
+    model, data = stand_in_files
     return [
         f"model.id={model}",
         f"data.dataset=[{data}]",
