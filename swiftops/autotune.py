@@ -187,8 +187,10 @@ def best_run(history: Sequence[Tried]) -> Tried | None:
 
 
 def recommended_overrides(overrides: Sequence[str]) -> str:
-    """The overrides that rerun a tried config as a single run (no +sweep=autotune)."""
-    return " ".join(o for o in overrides if not o.startswith(("+sweep=", "sweep=", "hydra.")))
+    """The overrides that rerun a tried config as a single run (no +sweep=autotune, no
+    autotune.* setting, no hydra.* folder)."""
+    own = ("+sweep=", "sweep=", "hydra.", "autotune.", "+autotune.")
+    return " ".join(o for o in overrides if not o.startswith(own))
 
 
 def lineage_overrides(step: Step) -> list[str]:

@@ -625,6 +625,7 @@ def tuning_path(runs: Sequence[RunView], decisions: dict[str, Any] | None) -> Tu
     for run in runs:
         lineage = run.record.lineage or {}
         parent = lineage.get("parent")
+        trained = _trained_here(run.record)
         rows.append(
             {
                 "run": run,
@@ -632,8 +633,8 @@ def tuning_path(runs: Sequence[RunView], decisions: dict[str, Any] | None) -> Tu
                 "change": lineage.get("change"),
                 "why": lineage.get("why"),
                 "verdict": run.verdict,
-                "swift_seconds": run.record.duration_s,
-                "steps": run.figures.get("steps"),
+                "swift_seconds": _swift_seconds(run.record, trained),
+                "steps": run.figures.get("steps") if trained else None,
                 "next_runs": children.get(run.record.job_num, []),
             }
         )
@@ -642,12 +643,27 @@ def tuning_path(runs: Sequence[RunView], decisions: dict[str, Any] | None) -> Tu
     recommendation = decisions.get("recommendation")
     return TuningView(
         rows=rows,
-        swift_seconds=float(sum(r.record.duration_s or 0.0 for r in runs)),
-        steps=int(sum(r.figures.get("steps") or 0 for r in runs)),
+        swift_seconds=float(sum(row["swift_seconds"] for row in rows)),
+        steps=int(sum(row["steps"] or 0 for row in rows)),
         stopped=decisions.get("stopped"),
         best=best,
         recommendation=f"{COMMAND} {recommendation}".strip() if recommendation is not None else None,
     )
+
+
+def _trained_here(record: RunRecord) -> bool:
+    """Whether the job ran swift sft itself (a stages-only job carries its run's record)."""
+    if record.run_dir:
+        return Path(record.run_dir).is_relative_to(record.job_dir)
+    return "sft" in record.stages
+
+
+def _swift_seconds(record: RunRecord, trained: bool) -> float:
+    """The seconds swift ran for this job: its training (when it trained) and its stages."""
+    seconds = (record.duration_s or 0.0) if trained else 0.0
+    for name in ("infer", "export"):
+        seconds += float(record.stages.get(name, {}).get("duration_s") or 0.0)
+    return seconds
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pytest
 from report_fixtures import SHAPES, FakeRun, grid_sweep, make_job, make_sweep
 
 from swiftops.plots import Line, decimate, first_outside, y_limits
-from swiftops.record import find_records, read_record, write_record
+from swiftops.record import RunRecord, find_records, read_record, write_record
 from swiftops.report import (
     NoRecords,
     build_report,
@@ -517,3 +517,30 @@ def test_a_plain_sweep_has_no_path_and_a_watchdog_stop_is_marked(tmp_path):
     assert not page.find_all("section", id="autotune") and report.summary["autotune"] is None
     assert "stopped by the watchdog" in page.find("article", id="run-job-0").find("h3").text()
     assert "stopped by" not in page.find("article", id="run-job-1").find("h3").text()
+
+
+def test_the_path_counts_a_finishing_jobs_stages_not_the_training_it_carries(tmp_path):
+    from swiftops.report import RunView, tuning_path
+
+    trained = RunRecord(
+        status="completed",
+        job_dir=str(tmp_path / "0"),
+        argv=[],
+        job_num=0,
+        duration_s=20.0,
+        run_dir=str(tmp_path / "0" / "output" / "v0-20260101-000000"),
+        stages={"sft": {}},
+    )
+    finish = RunRecord(
+        status="completed",
+        job_dir=str(tmp_path / "1"),
+        argv=[],
+        job_num=1,
+        duration_s=20.0,
+        run_dir=trained.run_dir,
+        lineage={"parent": 0, "change": "stages=[infer,export] ckpt=best"},
+        stages={"sft": {}, "infer": {"duration_s": 9.0}, "export": {"duration_s": 4.0}},
+    )
+    path = tuning_path([RunView(trained, diagnosis={"figures": {"steps": 36}}), RunView(finish)], None)
+    assert [row["swift_seconds"] for row in path.rows] == [20.0, 13.0]
+    assert path.swift_seconds == 33.0 and path.steps == 36
