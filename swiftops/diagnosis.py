@@ -247,13 +247,23 @@ def _mad_sigma(r: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(r - np.median(r)))) if len(r) else math.nan
 
 
+_FEW_POINTS = 8  # below this many points (5 second differences) their median is too unsure to centre on
+
+
 def _curvature_noise(y: np.ndarray) -> float:
     """Per-point noise from second differences (y[i-1] - 2 y[i] + y[i+1], 6 sigma^2 for
     independent noise): a straight trend adds nothing to them and a bend or a spike only a
-    few, which their median absolute deviation ignores. Unbiased for 20 points or more."""
+    few, which their median absolute deviation ignores. Unbiased for 20 points or more. On
+    fewer than 8 points the deviation from their own median (of 3 to 5 values) can come out
+    near zero by chance, so their spread around zero, which counts any bend as noise, is taken
+    when it is larger: a short curve's changes are judged against the larger noise."""
     if len(y) < 5:
         return math.nan
-    return _mad_sigma(np.diff(y, 2)) / math.sqrt(6)
+    d2 = np.diff(y, 2)
+    sigma = _mad_sigma(d2)
+    if len(y) < _FEW_POINTS:
+        sigma = max(sigma, float(1.4826 * np.median(np.abs(d2))))
+    return sigma / math.sqrt(6)
 
 
 def _running_median3(y: np.ndarray) -> np.ndarray:
