@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # ms-swift 4.0 renamed these flags; the config uses the new names and 3.x gets the old ones.
@@ -17,6 +17,9 @@ RENAMED_IN_3X = {"tuner_type": "train_type"}
 
 # data keys that are swiftops' own, not `swift sft` flags
 DATA_KEYS_NOT_FLAGS = frozenset({"test_dataset"})
+
+# the first ms-swift with --early_stop_interval (swift/llm/train/sft.py adds its EarlyStopCallback)
+EARLY_STOP_SINCE = (3, 8)
 
 Version = tuple[int, ...]
 
@@ -95,12 +98,29 @@ def data_flags(data: Mapping[str, Any]) -> dict[str, Any]:
     return flags
 
 
+def early_stop_flags(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """early_stop=true -> ms-swift's own early stop: training ends after early_stop_patience saves
+    (one per eval, as save_steps = eval_steps) without a new lowest eval loss. Same flag in 3.8+ and 4.x."""
+    return {"early_stop_interval": cfg.get("early_stop_patience")} if cfg.get("early_stop") is True else {}
+
+
+def early_stop_in(argv: Sequence[str]) -> bool:
+    """Whether a `swift sft` command turns ms-swift's early stop on (--early_stop_interval N, N >= 1),
+    however it got there (early_stop=true or +args.early_stop_interval=N)."""
+    if "--early_stop_interval" not in argv:
+        return False
+    i = list(argv).index("--early_stop_interval")
+    value = argv[i + 1] if i + 1 < len(argv) else ""
+    return value.isdigit() and int(value) >= 1
+
+
 def sft_flags(cfg: Mapping[str, Any], output_dir: str) -> dict[str, Any]:
     """All `swift sft` flags of a resolved config, in the order they are written."""
     return _ordered_merge(
         model_flags(cfg["model"]),
         data_flags(cfg["data"]),
         cfg["train"],
+        early_stop_flags(cfg),
         cfg["runtime"].get("flags") or {},
         {"output_dir": output_dir},
         cfg.get("args") or {},

@@ -9,6 +9,7 @@ at once, so a 200k-step run reads in about a second (see benchmarks/read_curves.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -223,6 +224,25 @@ def read_run_dir(run_dir: Path) -> Curves:
     )
 
 
+def read_live_curves(run_dir: str | os.PathLike) -> Curves:
+    """The curves of a run still training, from its logging.jsonl alone: swift writes that a line
+    per log, while its event files reach the disk when TensorBoard flushes them. A half-written last
+    line is left for the next reading; a NaN logged as 0.0 is read as NaN, as read_run_dir does.
+    Checkpoints are not looked for (the run is not done saving them)."""
+    run_dir = Path(run_dir)
+    log = _read_jsonl(run_dir / JSONL_NAME, full=True, live=True)
+    scalars, nan_warning = restore_nan_loss(log.scalars)
+    return Curves(
+        run_dir=run_dir,
+        scalars=scalars,
+        best_checkpoint=None,
+        last_checkpoint=None,
+        source=JSONL_NAME,
+        warnings=log.warnings + ([nan_warning] if nan_warning else []),
+        max_steps=log.max_steps,
+    )
+
+
 def restore_nan_loss(scalars: dict[str, Series]) -> tuple[dict[str, Series], str | None]:
     """ms-swift logs a NaN loss as 0.0 (logging_nan_inf_filter) while grad_norm still shows
     NaN: read such a loss as NaN again."""
@@ -242,6 +262,15 @@ def restore_nan_loss(scalars: dict[str, Series]) -> tuple[dict[str, Series], str
         "read as NaN (ms-swift's logging_nan_inf_filter)"
     )
     return {**scalars, TRAIN_LOSS: Series(loss.steps, values)}, note
+
+
+def curves_until(curves: Curves, step: int) -> Curves:
+    """The curves as they stood when the run had logged up to `step` (every series cut there):
+    how a finished run looked while it trained."""
+    cut = {
+        tag: Series(s.steps[s.steps <= step], s.values[s.steps <= step]) for tag, s in curves.scalars.items()
+    }
+    return dataclasses.replace(curves, scalars=cut)
 
 
 def series_from_points(steps: Any, values: Any) -> Series:
@@ -657,11 +686,11 @@ def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
     return {tag: series_from_points(s, v) for tag, (s, v) in points.items()}
 
 
-def _read_jsonl(path: Path, *, full: bool) -> _LogInfo:
+def _read_jsonl(path: Path, *, full: bool, live: bool = False) -> _LogInfo:
     """ms-swift's logging.jsonl, or LLaMA-Factory's trainer_log.jsonl. Bare NaN/Infinity are
-    read (Python's json accepts them); a cut last line (a killed run) is skipped with a warning.
-    With full=False only the last lines are parsed: checkpoints, max_steps and the last step
-    are all there."""
+    read (Python's json accepts them); a cut last line (a killed run) is skipped with a warning,
+    or silently when live (the run is still writing it). With full=False only the last lines are
+    parsed: checkpoints, max_steps and the last step are all there."""
     info = _LogInfo()
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -680,7 +709,10 @@ def _read_jsonl(path: Path, *, full: bool) -> _LogInfo:
             entry = json.loads(line)
         except json.JSONDecodeError:
             if number == len(lines) - 1:
-                info.warnings.append(f"{path.name}: the last line is cut short (a run killed while writing?)")
+                if not live:
+                    info.warnings.append(
+                        f"{path.name}: the last line is cut short (a run killed while writing?)"
+                    )
             else:
                 info.warnings.append(f"{path.name}: a line does not parse and was skipped")
             continue

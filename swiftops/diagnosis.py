@@ -23,6 +23,7 @@ evidence there is (points, an eval curve, a finished run).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import shlex
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from swiftops.curves import EPOCH, GRAD_NORM, LEARNING_RATE, Curves, Series
+from swiftops.curves import EPOCH, GRAD_NORM, LEARNING_RATE, TRAIN_LOSS, Curves, Series, curves_until
 
 _MAX_BINS = 64  # a long training curve is judged on this many medians of consecutive points
 
@@ -65,6 +66,14 @@ class ClassifySettings:
     lr_factor: float = 10.0  # ... raised this many times
     lr_divisor: float = 100.0  # failed: the next learning rate is this many times smaller
     epochs_factor: float = 3.0  # underfit: the next run trains this many times more epochs
+    watchdog_min_points: int = 20  # the live watchdog stops a rising or zero loss only from this many
+    #   training points on: the noise a rise is measured against is steady from about 20 points
+    watchdog_sustain: float = 0.3  # ... and only when it already rose this share of the points earlier (or
+    #   was exactly 0.0 at every one of them): a passing jump is no failure yet. A rise must also exceed
+    #   watchdog_rise_z and not be falling back; NaN/Inf and an exploded loss stop a run at once
+    watchdog_rise_z: float = 8.0  # a rise stops a run only this many noise units above its start: twice
+    #   unstable_z, so that the whole run's noise (its estimate varies ~30% at 20 points) still finds it
+    #   failed, even if it comes back down
 
 
 @dataclass
@@ -326,6 +335,7 @@ def diagnose(
     *,
     exit_code: int | None = None,
     params: dict[str, Any] | None = None,
+    early_stopped: bool = False,
 ) -> Diagnosis:
     """Classify one run from its curves.
 
@@ -334,20 +344,22 @@ def diagnose(
         settings: thresholds; the defaults are conf/classify/default.yaml's.
         exit_code: swift's exit status, when known: non-zero is a failed run whatever the curves.
         params: the run's knobs (lr, epochs, lora_rank, ...) the next step is computed from.
+        early_stopped: ms-swift's early stop was on and the run ended on its own: a curve that ends
+            before its planned steps is then complete, not cut short.
     """
     s = settings or ClassifySettings()
     params = dict(params or {})
-    figures = _figures(curves)
-    reasons: list[str] = []
-    facts = _Facts(last_step=figures["steps"])
-    if curves.max_steps and facts.last_step is not None and facts.last_step < curves.max_steps:
-        facts.partial = True
-
-    evals = curves.eval_loss
-    eval_sig = prepare("eval loss", evals, s) if evals is not None else None  # read once, used by both
+    figures, reasons, facts, eval_sig = _start(curves, s)
+    stopped_early = early_stopped and facts.partial
+    facts.partial = facts.partial and not stopped_early
     verdict, confidence = _failure(curves, eval_sig, exit_code, s, figures, reasons, facts)
     if verdict is None:
         verdict, confidence = _learning(curves, eval_sig, s, reasons, facts)
+    if stopped_early and verdict != "failed":
+        reasons.append(
+            f"ms-swift's early stop ended the run at step {facts.last_step} of {curves.max_steps}, once the "
+            "eval loss had stopped reaching new lows: the curve is complete"
+        )
     if facts.partial and verdict != "failed":
         reasons.append(
             f"the curve is partial: step {facts.last_step} of {curves.max_steps}, so the verdict may change"
@@ -363,6 +375,128 @@ def diagnose(
         warnings=list(curves.warnings),
         evidence=facts.evidence,
     )
+
+
+def watchdog_verdict(
+    curves: Curves, settings: ClassifySettings | None = None, *, params: dict[str, Any] | None = None
+) -> Diagnosis | None:
+    """The failed verdict of a run still training, once the run is decided; None while it may still learn.
+
+    diagnose()'s own failure rules, run on the partial curve (as swift logs it), act only when the
+    run is decided:
+
+    - NaN/Inf in a loss: at once (a NaN never leaves the curve, and the weights are NaN with it);
+    - an exploded loss, or NaN/Inf in grad_norm alone: when the rule held one logged point earlier
+      too, so a spike at the newest point (which the 3-point median can't filter yet) or a lone fp16
+      overflow never decides;
+    - a loss at exactly 0.0: from watchdog_min_points points on, when it was 0.0 at every one of the
+      last watchdog_sustain of the points;
+    - a rising loss: from watchdog_min_points points on, when it rose watchdog_sustain of the points
+      earlier too and from its second and third point, now sits more than watchdog_rise_z noise units
+      above its start (so far up that diagnose calls the run failed even if it comes back: unstable_z)
+      and is not falling back at the end.
+
+    Never on a loss that jumped and came back (unstable: it is still learning), an exit code or an
+    empty log (the process is alive). Args as diagnose().
+    """
+    s = settings or ClassifySettings()
+    train = curves.train_loss
+    if train is None or not len(train):
+        return None
+    figures, reasons, facts, eval_sig = _start(curves, s)
+    verdict, confidence = _failure(curves, eval_sig, None, s, figures, reasons, facts)
+    if verdict is None:
+        return None
+    held = _decided(curves, facts, s)
+    if held is None:
+        return None
+    reasons.extend(held)
+    return Diagnosis(
+        verdict=verdict,
+        confidence=round(float(min(max(confidence, 0.05), 1.0)), 2),
+        reasons=reasons,
+        figures=figures,
+        next=next_step(verdict, facts, curves, dict(params or {}), s),
+        alternatives=alternative_steps(verdict, facts, dict(params or {}), s),
+        warnings=list(curves.warnings),
+        evidence={**facts.evidence, "cause": facts.cause},
+    )
+
+
+def _decided(curves: Curves, facts: _Facts, s: ClassifySettings) -> list[str] | None:
+    """Whether a failure found on a partial curve is final: None while the points to come could still
+    undo it, else what made it final (reasons, or none needed)."""
+    train, cause = curves.train_loss, facts.cause
+    n = len(train)
+    if cause == "nan" and (
+        _first_nonfinite(train) is not None or _first_nonfinite(curves.eval_loss) is not None
+    ):
+        return []  # a NaN loss never leaves the curve
+    if cause in ("nan", "explode"):
+        return [] if _cause_before(curves, n - 1, s) == cause else None
+    if cause not in ("rising", "zero") or n < s.watchdog_min_points:
+        return None  # unstable: it came back, so it is still learning; exit / no_steps: the process is alive
+    back = max(1, math.ceil(s.watchdog_sustain * n))
+    stretch = f"the last {back} of the {n} training points logged so far"
+    if cause == "zero":
+        return (
+            [f"it was exactly 0.0 at every one of {stretch}"] if np.all(train.values[-back:] == 0.0) else None
+        )
+    # rising: so far above its start that diagnose calls the run failed even if it comes back
+    # (past unstable_z, with a margin), over a stretch, from its second and third point too (a first
+    # point that happened to be low is no rise), and not on its way back down now (a jump that came
+    # back is still learning)
+    if (
+        facts.evidence.get("value", 0.0) <= s.watchdog_rise_z
+        or _cause_before(curves, n - back, s) != "rising"
+    ):
+        return None
+    if any(_cause_of(_from_point(curves, k), s) != "rising" for k in (1, 2)):
+        return None
+    sig = prepare("training loss", _bin_medians(train.steps, train.values, _MAX_BINS), s)
+    trend = end_trend(sig, s) if sig is not None else None
+    if trend is not None and trend.z < -s.noise_z:
+        return None
+    return [
+        f"it stayed up over {stretch}, more than {s.watchdog_rise_z:g} noise units above its start, "
+        "and is not falling back"
+    ]
+
+
+def _cause_of(curves: Curves, s: ClassifySettings) -> str | None:
+    """The cause of the failure rule that holds on these curves, or None."""
+    figures, reasons, facts, eval_sig = _start(curves, s)
+    verdict, _ = _failure(curves, eval_sig, None, s, figures, reasons, facts)
+    return facts.cause if verdict is not None else None
+
+
+def _cause_before(curves: Curves, points: int, s: ClassifySettings) -> str | None:
+    """The failure cause of the run as it stood when it had logged `points` training points
+    (every curve cut at that step); None when no failure rule held then."""
+    train = curves.train_loss
+    if train is None or points < 1:
+        return None
+    return _cause_of(curves_until(curves, int(train.steps[points - 1])), s)
+
+
+def _from_point(curves: Curves, k: int) -> Curves:
+    """The curves with the training loss's first k points left out."""
+    train = curves.train_loss
+    return dataclasses.replace(
+        curves, scalars={**curves.scalars, TRAIN_LOSS: Series(train.steps[k:], train.values[k:])}
+    )
+
+
+def _start(curves: Curves, s: ClassifySettings) -> tuple[dict[str, Any], list[str], _Facts, Signal | None]:
+    """What every judgment starts from: the figures, no reasons yet, the facts known before any rule
+    (last step, partial) and the eval signal (prepared once, read by the failure and learning rules)."""
+    figures = _figures(curves)
+    facts = _Facts(last_step=figures["steps"])
+    if curves.max_steps and facts.last_step is not None and facts.last_step < curves.max_steps:
+        facts.partial = True
+    evals = curves.eval_loss
+    eval_sig = prepare("eval loss", evals, s) if evals is not None else None
+    return figures, [], facts, eval_sig
 
 
 def _failure(

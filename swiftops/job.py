@@ -11,11 +11,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from swiftops.command import build_sft_argv, installed_swift_version, run_params, swift_env
+from swiftops.command import build_sft_argv, early_stop_in, installed_swift_version, run_params, swift_env
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, write_record
-from swiftops.runner import Progress, finish_record, run_swift, start_record
+from swiftops.runner import STOPPED_BY_WATCHDOG, Progress, finish_record, run_swift, start_record
+
+if TYPE_CHECKING:
+    from swiftops.curves import Curves
+    from swiftops.diagnosis import Diagnosis
+    from swiftops.watchdog import Watchdog
 
 log = logging.getLogger("swiftops")
 
@@ -69,11 +74,10 @@ def skipped_record(cfg: Mapping[str, Any], ctx: JobContext, why: str) -> RunReco
     return record
 
 
-def diagnose_record(record: RunRecord, cfg: Mapping[str, Any]) -> RunRecord:
-    """Read the run's curves and attach checkpoints, verdict and diagnosis. A run whose
-    curves can't be read still gets a verdict from its exit status."""
+def read_run_curves(record: RunRecord) -> Curves:
+    """The run's curves as swift left them on disk, with its checkpoints; empty curves (with a
+    warning) when swift wrote no run folder or it can't be read."""
     from swiftops.curves import Curves, NoRunFound, read_curves
-    from swiftops.diagnosis import ClassifySettings, diagnose
 
     try:
         curves = read_curves(record.run_dir) if record.run_dir else None
@@ -89,17 +93,61 @@ def diagnose_record(record: RunRecord, cfg: Mapping[str, Any]) -> RunRecord:
             source="none",
             warnings=["swift wrote no run folder"],
         )
+    return curves
+
+
+def diagnose_record(record: RunRecord, cfg: Mapping[str, Any]) -> RunRecord:
+    """Read the run's curves and attach checkpoints, verdict and diagnosis. A run whose
+    curves can't be read still gets a verdict from its exit status."""
+    from swiftops.diagnosis import ClassifySettings, diagnose
+
+    curves = read_run_curves(record)
     record.best_checkpoint = curves.best_checkpoint
     record.last_checkpoint = curves.last_checkpoint
     settings = ClassifySettings(**(cfg.get("classify") or {}))
+    # with early stop on, a run that exited 0 before its planned steps was ended by ms-swift on purpose
+    early_stopped = early_stop_in(record.argv) and record.exit_code == 0
     try:
-        diagnosis = diagnose(curves, settings, exit_code=record.exit_code, params=record.params)
+        diagnosis = diagnose(
+            curves, settings, exit_code=record.exit_code, params=record.params, early_stopped=early_stopped
+        )
     except Exception as exc:  # a defect in the diagnosis must not cost the job its record
         log.exception("could not diagnose %s", record.run_dir)
         record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}
         return record
     record.verdict = diagnosis.verdict
     record.diagnosis = diagnosis.to_dict()
+    return record
+
+
+def job_watchdog(cfg: Mapping[str, Any], record: RunRecord) -> Watchdog | None:
+    """The live watchdog of this job (None when watchdog.enabled is false). One that can't be
+    built is logged and left out: the job runs as it would without it."""
+    from swiftops.watchdog import make_watchdog
+
+    try:
+        return make_watchdog(cfg, Path(record.output_dir), record.params)
+    except Exception:
+        log.exception("no watchdog for %s", record.job_dir)
+        return None
+
+
+def record_watchdog_stop(record: RunRecord, diagnosis: Diagnosis) -> RunRecord:
+    """A run the watchdog stopped: failed, stopped_by watchdog, judged by the watchdog's own
+    diagnosis (the curves said why; the exit code of the stop says nothing), with the checkpoints
+    it left on disk."""
+    from swiftops.watchdog import stop_sentence
+
+    curves = read_run_curves(record)
+    record.best_checkpoint = curves.best_checkpoint
+    record.last_checkpoint = curves.last_checkpoint
+    found = diagnosis.to_dict()
+    found["figures"]["best_checkpoint"] = record.best_checkpoint
+    first = f"{stop_sentence(found['figures'])}: {found['reasons'][0]}"
+    found["reasons"] = [first, *found["reasons"][1:]]
+    record.status, record.verdict, record.diagnosis = FAILED, found["verdict"], found
+    record.error = f"{first}\n{record.error or ''}".rstrip()  # the log tail ends in the stop's traceback
+    log.warning("%s in %s", first, record.job_dir)
     return record
 
 
@@ -116,10 +164,14 @@ def run_sft(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
         log_path=Path(record.log_path),
         cwd=ctx.job_dir,
         progress=progress,
+        watchdog=job_watchdog(cfg, record),
     )
     finish_record(record, outcome, Path(record.output_dir))
     try:
-        diagnose_record(record, cfg)
+        if outcome.stopped_by == STOPPED_BY_WATCHDOG:
+            record_watchdog_stop(record, outcome.decision)
+        else:
+            diagnose_record(record, cfg)
     except Exception as exc:  # a diagnosis bug must not lose the run's record
         log.exception("diagnosis failed for %s", ctx.job_dir)
         record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}
@@ -129,6 +181,11 @@ def run_sft(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
         "run_dir": record.run_dir,
         "duration_s": record.duration_s,
     }
+    if record.stopped_by and isinstance(record.diagnosis, dict) and "figures" in record.diagnosis:
+        figures = record.diagnosis["figures"]
+        record.stages["sft"].update(
+            stopped_by=record.stopped_by, stopped_at_step=figures["steps"], max_steps=figures["max_steps"]
+        )
     write_record(record)
     log.info(
         "swift sft %s in %s (exit %s, %.1f s)%s",

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from swiftops.command import installed_swift_version
 from swiftops.validate import SWIFT_MISSING, looks_like_local_path, strip_sampling, validate_config
 
 IDENTITY_PLACEHOLDERS = ("{{NAME}}", "{{AUTHOR}}")
@@ -40,7 +41,9 @@ def check_job(cfg: Mapping[str, Any], *, swift_found: bool) -> list[str]:
     """Every reason this job can't run. Built-in tiny paths count as present: the job
     builds them on first use."""
     root = tiny_root()
-    problems = validate_config(cfg, lambda p: p.startswith(root) or os.path.exists(p))
+    problems = validate_config(
+        cfg, lambda p: p.startswith(root) or os.path.exists(p), swift_version=installed_swift_version()
+    )
     if not swift_found and not cfg.get("dry_run"):
         problems.append(SWIFT_MISSING)
     return problems

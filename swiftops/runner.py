@@ -1,15 +1,17 @@
 """Launch `swift` as a subprocess and record what happened.
 
 swift runs in its own process group and session, never through a shell, with its output in a
-log file; the orchestrator only polls the run's logging.jsonl for a progress line. A failing
-swift never raises out of here: it becomes a `failed` record. Ctrl-C (or SIGTERM) stops the
-whole process group and becomes an `interrupted` record.
+log file; the orchestrator only polls the run's logging.jsonl, for a progress line and for the
+watchdog (swiftops.watchdog), which stops the whole process group of a run that has already
+failed. A failing swift never raises out of here: it becomes a `failed` record. Ctrl-C (or
+SIGTERM) stops the whole process group and becomes an `interrupted` record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shlex
 import signal
@@ -20,14 +22,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunRecord, write_record
+
+logger = logging.getLogger("swiftops")
 
 LOG_TAIL_LINES = 40
 POLL_SECONDS = 0.25
 # how long swift gets to stop after SIGINT, then after SIGTERM, before SIGKILL
 STOP_GRACE_SECONDS = (5.0, 5.0)
+STOPPED_BY_WATCHDOG = "watchdog"  # Outcome.stopped_by and run.json's stopped_by
 
 
 @dataclass
@@ -38,6 +43,15 @@ class Outcome:
     interrupted: bool
     started: str
     duration_s: float
+    stopped_by: str | None = None  # "watchdog": stopped because the run had already failed
+    decision: Any = None  # what the watchdog decided (its failed Diagnosis)
+
+
+class RunWatchdog(Protocol):
+    """What run_swift polls while swift runs (swiftops.watchdog.Watchdog): a decision to stop the
+    run, or None to let it go on."""
+
+    def poll(self) -> Any | None: ...
 
 
 def now_iso() -> str:
@@ -200,11 +214,13 @@ def run_swift(
     log_path: Path,
     cwd: Path,
     progress: Progress | None = None,
+    watchdog: RunWatchdog | None = None,
 ) -> Outcome:
     """Run one swift command to its end. Never raises for swift's own failures; returns
-    interrupted=True after Ctrl-C/SIGTERM, with the process group stopped."""
+    interrupted=True after Ctrl-C/SIGTERM, and stopped_by="watchdog" (with its decision) when the
+    watchdog found the run already failed, in both cases with the process group stopped."""
     started, t0 = now_iso(), time.monotonic()
-    interrupted, exit_code = False, None
+    interrupted, exit_code, decision = False, None, None
     with open(log_path, "ab") as log, sigterm_as_interrupt():
         log.write(f"$ {shlex.join(argv)}\n".encode())
         log.flush()
@@ -229,6 +245,15 @@ def run_swift(
                 except subprocess.TimeoutExpired:
                     if progress:
                         progress.poll()
+                    if watchdog is not None:
+                        decision, watchdog = poll_watchdog(watchdog)
+                        if decision is not None and proc.poll() is not None:
+                            decision = None  # swift ended on its own meanwhile: its own end is recorded
+                        if decision is not None:
+                            logger.warning("the watchdog stops swift in %s: the run has already failed", cwd)
+                            stop_process_group(proc)
+                            exit_code = proc.returncode
+                            break
         except KeyboardInterrupt:
             interrupted = True
             stop_process_group(proc)
@@ -238,12 +263,25 @@ def run_swift(
                 stop_process_group(proc)
             if progress:
                 progress.close()
-    return Outcome(exit_code, interrupted, started, round(time.monotonic() - t0, 3))
+    stopped_by = STOPPED_BY_WATCHDOG if decision is not None else None
+    return Outcome(exit_code, interrupted, started, round(time.monotonic() - t0, 3), stopped_by, decision)
+
+
+def poll_watchdog(watchdog: RunWatchdog) -> tuple[Any | None, RunWatchdog | None]:
+    """(its decision, the watchdog to poll next time). A watchdog that raises is logged once and
+    switched off: it can never cost a job its run."""
+    try:
+        return watchdog.poll(), watchdog
+    except Exception:
+        logger.exception("the watchdog failed and is off for the rest of this run")
+        return None, None
 
 
 def status_of(outcome: Outcome) -> str:
     if outcome.interrupted:
         return INTERRUPTED
+    if outcome.stopped_by:
+        return FAILED
     return COMPLETED if outcome.exit_code == 0 else FAILED
 
 
@@ -262,6 +300,7 @@ def finish_record(record: RunRecord, outcome: Outcome, output_dir: Path | None) 
     """Fill in how the process ended and where swift put its run (no diagnosis yet)."""
     record.status = status_of(outcome)
     record.exit_code = outcome.exit_code
+    record.stopped_by = outcome.stopped_by
     record.started = outcome.started
     record.duration_s = outcome.duration_s
     if output_dir is not None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from swiftops.command import SHORT_KEYS
+from swiftops.command import EARLY_STOP_SINCE, SHORT_KEYS, Version, sft_flags
 
 STAGES = ("sft", "infer", "export")
 CHECKPOINT_CHOICES = ("best", "last")
@@ -67,8 +67,13 @@ def strip_sampling(entry: str) -> str:
     return re.sub(r"#\d+$", "", str(entry))
 
 
-def validate_config(cfg: Mapping[str, Any], path_exists: Callable[[str], bool] = os.path.exists) -> list[str]:
-    """Every problem of a resolved config (a plain dict), as sentences. Empty = runnable."""
+def validate_config(
+    cfg: Mapping[str, Any],
+    path_exists: Callable[[str], bool] = os.path.exists,
+    swift_version: Version | None = None,
+) -> list[str]:
+    """Every problem of a resolved config (a plain dict), as sentences. Empty = runnable.
+    swift_version: the installed ms-swift's, for what needs a newer one (None: not checked)."""
     problems: list[str] = []
     train = cfg["train"]
     check_positive(problems, "lr", train.get("learning_rate"))
@@ -98,6 +103,10 @@ def validate_config(cfg: Mapping[str, Any], path_exists: Callable[[str], bool] =
         problems.append(f"model.id = {model_id!r} does not exist; give a model folder or a hub id")
 
     problems.extend(classify_problems(cfg.get("classify") or {}))
+    problems.extend(early_stop_problems(cfg, swift_version))
+    from swiftops.watchdog import watchdog_problems
+
+    problems.extend(watchdog_problems(cfg.get("watchdog")))
 
     stages = list(cfg.get("stages") or [])
     unknown = [s for s in stages if s not in STAGES]
@@ -139,6 +148,51 @@ def classify_problems(settings: Mapping[str, Any]) -> list[str]:
             problems.append(f"classify.{key} is not a threshold of the diagnosis; use one of {sorted(valid)}")
         elif _number(value) is None or float(value) < 0:
             problems.append(f"classify.{key} = {value!r}; use a number >= 0")
+    return problems
+
+
+def early_stop_problems(cfg: Mapping[str, Any], swift_version: Version | None) -> list[str]:
+    """early_stop=true needs ms-swift 3.8+ (--early_stop_interval), a patience of whole evals, an eval
+    set, and a checkpoint at every eval (save_steps = eval_steps): only then does the lowest eval loss
+    have its checkpoint, which transformers' checkpoint rotation never deletes (save_total_limit)."""
+    early_stop = cfg.get("early_stop", False)
+    if not isinstance(early_stop, bool):
+        return [f"early_stop = {early_stop!r}; use true or false"]
+    if not early_stop:
+        return []
+    problems: list[str] = []
+    check_positive(problems, "early_stop_patience", cfg.get("early_stop_patience"), integer=True)
+    if swift_version is not None and swift_version < EARLY_STOP_SINCE:
+        installed = ".".join(str(part) for part in swift_version)
+        problems.append(
+            f"early_stop=true needs ms-swift 3.8 or newer (--early_stop_interval), but ms-swift {installed} "
+            "is installed; pip install -U 'ms-swift>=3.8', or set early_stop=false"
+        )
+    flags = sft_flags(cfg, "")
+    eval_steps, save_steps = flags.get("eval_steps"), flags.get("save_steps")
+    if eval_steps != save_steps:
+        problems.append(
+            f"early_stop=true needs save_steps = eval_steps (a checkpoint at every eval, so the best one "
+            f"exists), but save_steps = {save_steps!r} and eval_steps = {eval_steps!r}; set eval_steps=N, "
+            "which sets both"
+        )
+    eval_strategy, save_strategy = (
+        flags.get("eval_strategy") or "steps",
+        flags.get("save_strategy") or "steps",
+    )
+    if eval_strategy == "no":
+        problems.append("early_stop=true needs evaluation, but eval_strategy = 'no'; leave it at steps")
+    elif eval_strategy != save_strategy:
+        problems.append(
+            f"early_stop=true needs save_strategy = eval_strategy, but they are {save_strategy!r} and "
+            f"{eval_strategy!r}; leave both at steps"
+        )
+    ratio = _number(flags.get("split_dataset_ratio")) or 0.0
+    if not flags.get("val_dataset") and ratio <= 0:
+        problems.append(
+            "early_stop=true needs an eval loss, but there is no eval set; set data.split_dataset_ratio "
+            "(e.g. 0.1) or data.val_dataset"
+        )
     return problems
 
 

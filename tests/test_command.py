@@ -258,3 +258,12 @@ def test_run_params_read_the_train_flags(composed):
     assert params["lora_rank"] == 4
     assert params["args.lora_dropout"] == 0.2
     assert params["dataset"]
+
+
+def test_early_stop_feeds_ms_swifts_own_flag_only_when_on(composed):
+    assert "early_stop_interval" not in argv_to_flags(build_sft_argv(composed([]), "o"))
+    flags = argv_to_flags(build_sft_argv(composed(["early_stop=true", "early_stop_patience=4"]), "o"))
+    assert flags["early_stop_interval"] == ["4"]
+    assert flags["eval_steps"] == flags["save_steps"]  # the best checkpoint exists (see validate)
+    # the same flag name in ms-swift 3.8+ as in 4.x
+    assert "--early_stop_interval" in build_sft_argv(composed(["early_stop=true"]), "o", version=(3, 8, 0))

@@ -102,3 +102,56 @@ def test_classify_thresholds_are_checked_before_any_run(composed, override, name
     problems = problems_for(composed, [override])
     assert len(problems) == 1, problems
     assert all(n in problems[0] for n in names), problems[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        (["early_stop=true", "train.save_steps=7"], ["save_steps = 7", "eval_steps = 5", "eval_steps=N"]),
+        (["early_stop=true", "+args.save_steps=10"], ["save_steps = 10", "eval_steps = 5"]),
+        (["early_stop=true", "early_stop_patience=0"], ["early_stop_patience", "0", ">= 1"]),
+        (["early_stop=true", "early_stop_patience=2.5"], ["early_stop_patience", "2.5", "integer"]),
+        (
+            ["early_stop=true", "data.split_dataset_ratio=0"],
+            ["eval set", "split_dataset_ratio", "val_dataset"],
+        ),
+        (["early_stop=true", "+args.eval_strategy=no"], ["eval_strategy", "'no'"]),
+        (["early_stop=yes"], ["early_stop", "'yes'", "true or false"]),
+    ],
+)
+def test_early_stop_refuses_what_would_lose_the_best_checkpoint(composed, overrides, names):
+    problems = problems_for(composed, overrides)
+    assert len(problems) == 1, problems
+    assert all(n in problems[0] for n in names), problems[0]
+
+
+def test_early_stop_needs_ms_swift_3_8(composed):
+    cfg = composed(["early_stop=true"])
+    assert validate_config(cfg, lambda p: True, swift_version=(4, 6, 0)) == []
+    assert validate_config(cfg, lambda p: True, swift_version=(3, 8, 0)) == []
+    (problem,) = validate_config(cfg, lambda p: True, swift_version=(3, 7, 3))
+    assert "ms-swift 3.8 or newer" in problem and "3.7.3" in problem and "early_stop=false" in problem
+    # off, the installed version does not matter
+    assert validate_config(composed([]), lambda p: True, swift_version=(3, 7, 3)) == []
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("watchdog.enabled=maybe", ["watchdog.enabled", "'maybe'", "true or false"]),
+        ("watchdog.every_s=0", ["watchdog.every_s", "0", "> 0"]),
+        ("watchdog.every_s=soon", ["watchdog.every_s", "'soon'", "> 0"]),
+        ("+watchdog.patience=3", ["watchdog.patience", "every_s", "enabled"]),
+        ("+classify.watchdog_rise=8", ["classify.watchdog_rise", "watchdog_rise_z"]),
+    ],
+)
+def test_watchdog_settings_are_checked_before_any_run(composed, override, names):
+    problems = problems_for(composed, [override])
+    assert len(problems) == 1, problems
+    assert all(n in problems[0] for n in names), problems[0]
+
+
+def test_the_watchdog_is_on_by_default_and_its_section_is_valid(composed):
+    cfg = composed([])
+    assert cfg["watchdog"]["enabled"] is True
+    assert problems_for(composed, ["watchdog.enabled=false", "watchdog.every_s=0.5"]) == []
