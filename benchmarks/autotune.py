@@ -39,13 +39,14 @@ class Outcome:
     verdicts: list[str]
     best: str  # "job N: verdict, eval loss X"
     converged_at: int | None  # how many runs it took to the first converged one
+    watchdog_stops: list[int]  # jobs the live watchdog stopped (it is on, as by default)
 
 
 def run_strategy(name: str, overrides: list[str], work: Path) -> Outcome:
     """One strategy as a user would type it, then its records read back."""
     from swiftops.record import find_records, read_record
 
-    sweep_dir = work / name
+    sweep_dir = work / folder_name(name)
     cmd = [
         sys.executable,
         "-m",
@@ -62,6 +63,7 @@ def run_strategy(name: str, overrides: list[str], work: Path) -> Outcome:
     records = [read_record(p) for p in find_records(sweep_dir)]
     records = [r for r in records if "sft" in (r.stages or {})]  # training runs only
     verdicts = [r.verdict or r.status for r in records]
+    stopped = [r.job_num for r in records if r.stopped_by]
     first = next((i + 1 for i, v in enumerate(verdicts) if v == "converged"), None)
     return Outcome(
         name=name,
@@ -73,7 +75,13 @@ def run_strategy(name: str, overrides: list[str], work: Path) -> Outcome:
         verdicts=verdicts,
         best=best_of(records),
         converged_at=first,
+        watchdog_stops=stopped,
     )
+
+
+def folder_name(name: str) -> str:
+    """'grid ep 1,3,9' -> 'grid_ep_1-3-9': no comma or space reaches a Hydra override."""
+    return name.replace(" ", "_").replace(",", "-")
 
 
 def best_of(records) -> str:
@@ -103,7 +111,8 @@ def print_table(outcomes: list[Outcome]) -> None:
         )
     print()
     for o in outcomes:
-        print(f"{o.name}: {' -> '.join(o.verdicts)}\n  {o.command}")
+        stops = f"; stopped by the watchdog: jobs {o.watchdog_stops}" if o.watchdog_stops else ""
+        print(f"{o.name}: {' -> '.join(o.verdicts)}{stops}\n  {o.command}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,12 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"target: <= 50% of the swift seconds of {grid.name} (lr {args.grid_lr}; it {found}): "
                 f"{'met' if share <= 0.5 else 'MISSED'} ({share:.0%})"
             )
-    if not args.skip_watchdog:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import watchdog
+        if not args.skip_watchdog:
+            # its doomed runs, and its replay over the corpus and over every run above (false stops)
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import watchdog
 
-        print()
-        watchdog.main([])
+            print()
+            watchdog.main([str(work / folder_name(o.name)) for o in outcomes])
     return 0
 
 

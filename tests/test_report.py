@@ -522,24 +522,15 @@ def test_a_plain_sweep_has_no_path_and_a_watchdog_stop_is_marked(tmp_path):
 def test_the_path_counts_a_finishing_jobs_stages_not_the_training_it_carries(tmp_path):
     from swiftops.report import RunView, tuning_path
 
-    trained = RunRecord(
-        status="completed",
-        job_dir=str(tmp_path / "0"),
-        argv=[],
-        job_num=0,
-        duration_s=20.0,
-        run_dir=str(tmp_path / "0" / "output" / "v0-20260101-000000"),
-        stages={"sft": {}},
-    )
+    run_dir = str(tmp_path / "0" / "output" / "v0-20260101-000000")
+    common = {"status": "completed", "argv": [], "duration_s": 20.0, "run_dir": run_dir}
+    trained = RunRecord(job_dir=str(tmp_path / "0"), job_num=0, stages={"sft": {}}, **common)
     finish = RunRecord(
-        status="completed",
         job_dir=str(tmp_path / "1"),
-        argv=[],
         job_num=1,
-        duration_s=20.0,
-        run_dir=trained.run_dir,
         lineage={"parent": 0, "change": "stages=[infer,export] ckpt=best"},
         stages={"sft": {}, "infer": {"duration_s": 9.0}, "export": {"duration_s": 4.0}},
+        **common,
     )
     path = tuning_path([RunView(trained, diagnosis={"figures": {"steps": 36}}), RunView(finish)], None)
     assert [row["swift_seconds"] for row in path.rows] == [20.0, 13.0]
