@@ -231,3 +231,11 @@ def test_python_m_swiftops_report_rebuilds_the_path_from_disk(tmp_path, fake_swi
     assert rebuilt.returncode == 0, rebuilt.stderr
     html = Path(next(out.glob("*.html"))).read_text()
     assert 'id="autotune-table"' in html and "lr=1e-3" in html and "converged: job 2" in html
+
+
+def test_a_dry_run_prints_the_start_and_plans_nothing_further(tmp_path, fake_swift, inputs):
+    done = run_autotune(tmp_path, fake_swift, inputs, TUTORIAL_SHAPES, "lr=0.1", "dry_run=true")
+    assert done.returncode == 0, done.stderr
+    assert "swift sft" in done.stdout and "--learning_rate 0.1" in done.stdout
+    assert records(tmp_path) == []
+    assert decisions(tmp_path)["stopped"].startswith("dry run")

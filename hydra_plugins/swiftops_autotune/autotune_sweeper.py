@@ -76,6 +76,11 @@ class AutotuneSweeper(Sweeper):
                 nums = list(range(job_num, job_num + len(results)))
                 job_num += len(results)
                 path.rounds.append(nums)
+                if self.config.get("dry_run"):
+                    path.stopped = (
+                        "dry run: the start's commands are printed; later runs follow from verdicts"
+                    )
+                    break
                 history += [self._tried(r, s, n) for r, s, n in zip(results, steps, nums, strict=True)]
                 path.write(sweep_dir)
                 path.stopped = self._stop_reason(history, nums, len(path.rounds), settings)
