@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 from pathlib import Path
@@ -66,3 +67,10 @@ def stand_in_files(tmp_path) -> tuple[Path, Path]:
         '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
     )
     return model, data
+
+
+def sigint_as_from_a_terminal() -> None:
+    """preexec_fn for a child that a test Ctrl-Cs: a shell's background job (CI's, or the test
+    run's parent) ignores SIGINT, and Python keeps an inherited SIG_IGN, so Ctrl-C would never
+    arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

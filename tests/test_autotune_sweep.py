@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import sigint_as_from_a_terminal
 
 from swiftops.record import find_records, read_record
 
@@ -129,7 +130,8 @@ def test_it_never_runs_a_config_twice_and_ends_when_no_step_is_left(tmp_path, fa
 
 def test_a_crashing_job_ends_the_path_with_the_reason(tmp_path, fake_swift, inputs):
     shapes = [[{"learning_rate": 0.1}, "rising"], [{}, "crash"]]
-    done = run_autotune(tmp_path, fake_swift, inputs, shapes, "lr=0.1")
+    # 1 epoch: 10 points, too few for the watchdog to stop the rise (it races the stand-in otherwise)
+    done = run_autotune(tmp_path, fake_swift, inputs, shapes, "lr=0.1", "epochs=1")
     assert done.returncode == 0, done.stderr
     runs = records(tmp_path)
     assert [r.status for r in runs][:2] == ["completed", "failed"]
@@ -201,7 +203,14 @@ def test_the_finishing_stages_run_on_the_converged_runs_best_checkpoint(tmp_path
 def test_ctrl_c_mid_round_stops_the_job_and_still_writes_the_path_and_report(tmp_path, fake_swift, inputs):
     env = dict(os.environ, FAKE_SWIFT_SHAPES=json.dumps(TUTORIAL_SHAPES), FAKE_SWIFT_STEP_SECONDS="0.5")
     cmd = autotune_cmd(tmp_path, fake_swift, inputs, "lr=0.1", "epochs=1")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        preexec_fn=sigint_as_from_a_terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not list((tmp_path / "sweep").glob("1/output/v*/logging.jsonl")) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import sigint_as_from_a_terminal
 
 from swiftops.record import find_records, read_record
 
@@ -115,9 +116,7 @@ def test_ctrl_c_stops_swift_and_records_interrupted(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "swiftops", "epochs=20", f"hydra.run.dir={job}", "report.enabled=false"],
         cwd=tmp_path,
-        # as from a terminal: a shell's background job (CI's, this test's parent) ignores SIGINT,
-        # and Python keeps an inherited SIG_IGN, so Ctrl-C would never arrive
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=sigint_as_from_a_terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

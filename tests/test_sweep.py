@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import sigint_as_from_a_terminal
 
 from swiftops.__main__ import run_task
 from swiftops.configs import register
@@ -125,7 +126,14 @@ def test_interrupted_sweep_records_the_rest_and_still_writes_the_table(tmp_path,
         "lr=1e-4,5e-5,3e-5",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        preexec_fn=sigint_as_from_a_terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not list(sweep_dir.glob("0/output/v*/logging.jsonl")) and time.monotonic() < deadline:
         time.sleep(0.2)
