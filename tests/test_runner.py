@@ -164,9 +164,16 @@ def test_interrupt_stops_the_whole_process_group(tmp_path):
         time.sleep(0.2)
         os.kill(os.getpid(), signal.SIGINT)
 
-    threading.Thread(target=interrupt_soon, daemon=True).start()
-    t0 = time.monotonic()
-    outcome = run_swift([sys.executable, "-c", code], env=os.environ, log_path=tmp_path / "l", cwd=tmp_path)
+    # Ctrl-C must reach this process even where its parent shell ignores SIGINT (a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt_soon, daemon=True).start()
+        t0 = time.monotonic()
+        outcome = run_swift(
+            [sys.executable, "-c", code], env=os.environ, log_path=tmp_path / "l", cwd=tmp_path
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert outcome.interrupted
     assert time.monotonic() - t0 < 30
     grandchild = int(pid_file.read_text())
