@@ -81,11 +81,10 @@ class Tried:
     steps: list[dict[str, Any]]  # the diagnosis's next step, then its alternatives: {text, override}
     reason: str = ""  # the first reason of the verdict
     best_eval_loss: float | None = None
-    identity: str = ""
     job_dir: str | None = None
 
     @classmethod
-    def from_record(cls, record: Any, overrides: Sequence[str], identity: str = "") -> Tried:
+    def from_record(cls, record: Any, overrides: Sequence[str]) -> Tried:
         diagnosis = record.diagnosis or {}
         steps = [diagnosis["next"]] if diagnosis.get("next") else []
         steps += list(diagnosis.get("alternatives") or [])
@@ -98,7 +97,6 @@ class Tried:
             steps=steps,
             reason=(diagnosis.get("reasons") or [record.error or ""])[0],
             best_eval_loss=figures.get("best_eval_loss"),
-            identity=identity,
             job_dir=record.job_dir,
         )
 

@@ -187,8 +187,8 @@ class AutotuneSweeper(Sweeper):
         except Exception as exc:
             log.error("autotune: job %d left no readable record: %s", num, exc)
             record = RunRecord(status=FAILED, job_dir=str(job_dir), argv=[], job_num=num, error=str(exc))
-        tried = Tried.from_record(record, step.overrides, identity=self._identity(step.overrides))
-        tried.job_num, tried.job_dir = num, str(job_dir)
+        tried = Tried.from_record(record, step.overrides)
+        tried.job_num = num  # a record that could not be read has none
         return tried
 
     @staticmethod
