@@ -122,8 +122,9 @@ class Replay:
 def replay(folders: list[Path]) -> Replay:
     """Replay the watchdog over every run under the folders (each read with swiftops.curves, judged
     with the default thresholds)."""
-    from swiftops.curves import NoRunFound, find_run_dirs, read_run_dir
+    from swiftops.curves import read_run_dir
     from swiftops.diagnosis import diagnose
+    from swiftops.runfolder import NoRunFound, find_run_dirs
     from swiftops.watchdog import first_stop
 
     figures = Replay(folders=[str(f) for f in folders])

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from swiftops.command import early_stop_in
-from swiftops.curves import Curves, NoRunFound, find_run_dirs, natural_key, read_run_dir
+from swiftops.curves import Curves, read_run_dir
 from swiftops.diagnosis import ClassifySettings, diagnose
 from swiftops.record import RECORD_NAME, RunRecord, find_records, read_record
+from swiftops.runfolder import NoRunFound, find_run_dirs, natural_key
 
 
 @dataclasses.dataclass

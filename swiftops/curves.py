@@ -8,16 +8,31 @@ benchmarks/read_curves.py), ms-swift's `logging.jsonl`, an HF `trainer_state.jso
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from swiftops.runfolder import (
+    JSONL_NAME,
+    LLAMA_FACTORY_LOG,
+    TRAINER_STATE,
+    event_files,
+    find_run_dirs,
+    is_summary,
+    newest_of,
+    planned_steps,
+    read_json,
+    read_lines,
+    recorded_checkpoint,
+    run_chain,
+    step_of,
+    trainer_state_path,
+)
+from swiftops.runfolder import last_checkpoint as last_checkpoint_dir
 from swiftops.tfevents import EventPoints, parse_event_bytes
 
 TRAIN_LOSS = "train/loss"
@@ -25,15 +40,6 @@ EVAL_LOSS = "eval/loss"
 GRAD_NORM = "train/grad_norm"
 LEARNING_RATE = "train/learning_rate"
 EPOCH = "train/epoch"
-
-EVENTS_GLOB = "events.out.tfevents*"
-JSONL_NAME = "logging.jsonl"
-LLAMA_FACTORY_LOG = (
-    "trainer_log.jsonl"  # LLaMA-Factory's log: current_steps, total_steps, loss, eval_loss, lr
-)
-TRAINER_STATE = "trainer_state.json"
-RUN_NAME = re.compile(r"^v(\d+)-\d{8}-\d{6}$")  # ms-swift's vN-YYYYmmdd-HHMMSS
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,79 +78,14 @@ class Curves:
         return self.scalars.get(EVAL_LOSS)
 
 
-class NoRunFound(Exception):
-    """A path that does not exist or holds no run folder; the message names the path."""
-
-
-# ---------------------------------------------------------------------------------------------
-# finding run folders
-
-
-def is_run_dir(path: Path) -> bool:
-    """A folder one training run wrote its logs into (ms-swift's vN-timestamp folder, or any
-    HF-Trainer output folder)."""
-    if not path.is_dir():
-        return False
-    if any((path / name).is_file() for name in (JSONL_NAME, LLAMA_FACTORY_LOG, TRAINER_STATE)):
-        return True
-    if _event_files(path):
-        return True
-    if any((c / TRAINER_STATE).is_file() for c in path.glob("checkpoint-*")):
-        return True
-    # swift creates vN-ts/ with args.json before the first step: a run that died early is still a run
-    return bool(RUN_NAME.match(path.name)) and (path / "args.json").is_file()
-
-
-def find_run_dirs(path: str | os.PathLike) -> list[Path]:
-    """Every run folder under path (itself included), in natural order (job 10 after job 9,
-    v10 after v9). Path may be a run folder, the output folder holding vN-* runs, a Hydra job
-    folder (run.json + output/vN-*) or a whole sweep.
-
-    Raises:
-        NoRunFound: path does not exist or holds no run.
-    """
-    root = Path(path).absolute()  # absolute: the paths end up in overrides run from elsewhere
-    if not root.exists():
-        raise NoRunFound(f"{path}: no such file or folder")
-    if root.is_file():
-        root = root.parent.parent if root.parent.name == "runs" else root.parent
-    found: list[Path] = []
-    for current, dirs, _files in os.walk(root, followlinks=False):
-        here = Path(current)
-        if is_run_dir(here):
-            found.append(here)
-            dirs[:] = []  # checkpoint-*/ and runs/ belong to this run
-            continue
-        dirs[:] = [d for d in dirs if not d.startswith(".") and not CHECKPOINT_NAME.match(d)]
-    if not found:
-        raise NoRunFound(
-            f"{root}: holds no run (no logging.jsonl, runs/events.out.tfevents.*, or trainer_state.json)"
-        )
-    return sorted(found, key=natural_key)
-
-
-def newest_run(run_dirs: list[Path]) -> Path:
-    """The latest of sibling vN-* folders: highest N, then name."""
-
-    def key(p: Path) -> tuple[int, str]:
-        m = RUN_NAME.match(p.name)
-        return (int(m.group(1)) if m else -1, p.name)
-
-    return max(run_dirs, key=key)
-
-
-def natural_key(p: Path) -> list[tuple[int, int, str]]:
-    """Sort key putting job 10 after job 9 and v10 after v9."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(p)) if t]
-
-
 # ---------------------------------------------------------------------------------------------
 # reading one run
 
 
 def read_curves(path: str | os.PathLike) -> Curves:
     """Read every scalar of one run. Path is a run folder or a folder holding one run (a Hydra
-    job folder, an output folder: with several vN-* runs side by side, the newest is read).
+    job folder, an output folder: with several vN-* runs side by side, the newest is read, with
+    the earlier runs it resumed).
 
     Raises:
         NoRunFound: no run under path.
@@ -155,15 +96,22 @@ def read_curves(path: str | os.PathLike) -> Curves:
         if len({r.parent for r in runs}) > 1:
             names = ", ".join(str(r) for r in runs[:3])
             raise ValueError(f"{path} holds {len(runs)} runs ({names}, ...): read them one at a time")
-        runs = [newest_run(runs)]
+        runs = [newest_of(runs)]
     return read_run_dir(runs[0])
 
 
 def read_run_dir(run_dir: Path) -> Curves:
-    """Read one run folder (no search)."""
+    """Read one run folder (no search), merged with the earlier run folders it resumed from
+    (swift's --resume_from_checkpoint writes a new vN folder): by step, the later run wins."""
     run_dir = Path(run_dir)
+    chain = run_chain(run_dir)
     warnings: list[str] = []
-    events = _event_files(run_dir)
+    if len(chain) > 1:
+        warnings.append(
+            f"{run_dir.name} resumes {', '.join(p.name for p in chain[:-1])}: their curves are merged, "
+            "by step, the later run winning"
+        )
+    events = [path for part in chain for path in event_files(part)]
     scalars: dict[str, Series] = {}
     source = "none"
     if events:
@@ -172,28 +120,23 @@ def read_run_dir(run_dir: Path) -> Curves:
         if scalars:
             source = "tensorboard"
 
-    jsonl = run_dir / JSONL_NAME
-    if not jsonl.is_file() and (run_dir / LLAMA_FACTORY_LOG).is_file():
-        jsonl = run_dir / LLAMA_FACTORY_LOG
-    log: _LogInfo | None = None
-    if jsonl.is_file():
-        # With event files present, only the tail is needed (checkpoints, max_steps, last step).
-        log = _read_jsonl(jsonl, full=TRAIN_LOSS not in scalars)
-        warnings += log.warnings
-        if TRAIN_LOSS not in scalars and log.scalars:
-            if scalars:
-                warnings.append(f"the event files hold no {TRAIN_LOSS}: curves read from {jsonl.name}")
-            scalars = {**scalars, **log.scalars}
-            source = jsonl.name
-        elif TRAIN_LOSS in scalars and log.last_train_step is not None:
-            tb_last = int(scalars[TRAIN_LOSS].steps[-1])
-            if log.last_train_step > tb_last:
-                warnings.append(
-                    f"the event files stop at step {tb_last} but {JSONL_NAME} goes on to step "
-                    f"{log.last_train_step}: the event files may be cut short"
-                )
+    # With event files present, only the log's tail is needed (checkpoints, max_steps, last step).
+    log = _read_logs(chain, full=TRAIN_LOSS not in scalars)
+    warnings += log.warnings
+    if TRAIN_LOSS not in scalars and log.scalars:
+        if scalars:
+            warnings.append(f"the event files hold no {TRAIN_LOSS}: curves read from {log.name}")
+        scalars = {**scalars, **log.scalars}
+        source = log.name
+    elif TRAIN_LOSS in scalars and log.last_train_step is not None:
+        tb_last = int(scalars[TRAIN_LOSS].steps[-1])
+        if log.last_train_step > tb_last:
+            warnings.append(
+                f"the event files stop at step {tb_last} but {JSONL_NAME} goes on to step "
+                f"{log.last_train_step}: the event files may be cut short"
+            )
 
-    state_path = _trainer_state_path(run_dir)
+    state_path = trainer_state_path(run_dir)
     state: _LogInfo | None = None
     if state_path is not None:
         state = _read_trainer_state(state_path, full=TRAIN_LOSS not in scalars)
@@ -208,14 +151,15 @@ def read_run_dir(run_dir: Path) -> Curves:
     if nan_warning:
         warnings.append(nan_warning)
 
-    best = (log and log.best_checkpoint) or (state and state.best_checkpoint)
-    last = (log and log.last_checkpoint) or _last_checkpoint_dir(run_dir)
-    max_steps = (log and log.max_steps) or (state and state.max_steps)
+    best = log.best_checkpoint or (state and state.best_checkpoint)
+    last_dir = last_checkpoint_dir(run_dir)
+    last = log.last_checkpoint or (str(last_dir) if last_dir else None)
+    max_steps = log.max_steps or (state and state.max_steps)
     return Curves(
         run_dir=run_dir,
         scalars=scalars,
-        best_checkpoint=_local_path(best, run_dir),
-        last_checkpoint=_local_path(last, run_dir),
+        best_checkpoint=recorded_checkpoint(best, run_dir),
+        last_checkpoint=recorded_checkpoint(last, run_dir),
         source=source,
         warnings=warnings,
         max_steps=max_steps or None,
@@ -228,7 +172,7 @@ def read_live_curves(run_dir: str | os.PathLike) -> Curves:
     line is left for the next reading; a NaN logged as 0.0 is read as NaN, as read_run_dir does.
     Checkpoints are not looked for (the run is not done saving them)."""
     run_dir = Path(run_dir)
-    log = _read_jsonl(run_dir / JSONL_NAME, full=True, live=True)
+    log = _read_logs([run_dir], full=True, live=True)
     scalars, nan_warning = restore_nan_loss(log.scalars)
     return Curves(
         run_dir=run_dir,
@@ -288,12 +232,6 @@ def series_from_points(steps: Any, values: Any) -> Series:
 # TensorBoard event files
 
 
-def _event_files(run_dir: Path) -> list[Path]:
-    runs = run_dir / "runs"
-    found = sorted(runs.rglob(EVENTS_GLOB)) if runs.is_dir() else []
-    return found + sorted(run_dir.glob(EVENTS_GLOB))
-
-
 def read_event_files(paths: list[Path]) -> tuple[dict[str, Series], list[str]]:
     """Merge the scalars of several event files: sorted by step; on a step present in several
     files (a resumed run) the file created later wins, and within a file the later record."""
@@ -349,6 +287,7 @@ class _LogInfo:
     max_steps: int | None = None
     last_train_step: int | None = None
     warnings: list[str] = field(default_factory=list)
+    name: str = JSONL_NAME  # the log file read
 
 
 # log keys that are no curve
@@ -390,86 +329,50 @@ def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
     return {tag: series_from_points(s, v) for tag, (s, v) in points.items()}
 
 
-def _read_jsonl(path: Path, *, full: bool, live: bool = False) -> _LogInfo:
-    """ms-swift's logging.jsonl, or LLaMA-Factory's trainer_log.jsonl. Bare NaN/Infinity are
-    read (Python's json accepts them); a cut last line (a killed run) is skipped with a warning,
-    or silently when live (the run is still writing it). With full=False only the last lines are
+def _log_path(run_dir: Path) -> Path | None:
+    for name in (JSONL_NAME, LLAMA_FACTORY_LOG):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    return None
+
+
+def _read_logs(chain: list[Path], *, full: bool, live: bool = False) -> _LogInfo:
+    """The JSON-lines logs of a run's parts (ms-swift's logging.jsonl, or LLaMA-Factory's
+    trainer_log.jsonl), oldest first, as one log. With full=False only the last part's tail is
     parsed: checkpoints, max_steps and the last step are all there."""
     info = _LogInfo()
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        info.warnings.append(f"{path}: could not be read ({exc})")
-        return info
-    lines = text.splitlines()
-    if not full:
-        lines = lines[-8:]
     entries: list[tuple[int, dict]] = []
-    last_step = 0
-    for number, line in enumerate(lines):
-        if not line.strip():
+    parts = chain if full else chain[-1:]
+    for run_dir in parts:
+        path = _log_path(run_dir)
+        if path is None:
             continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines) - 1:
-                if not live:
-                    info.warnings.append(
-                        f"{path.name}: the last line is cut short (a run killed while writing?)"
-                    )
-            else:
-                info.warnings.append(f"{path.name}: a line does not parse and was skipped")
-            continue
-        if not isinstance(entry, dict):
-            continue
-        if "best_model_checkpoint" in entry or "last_model_checkpoint" in entry:
-            info.best_checkpoint = entry.get("best_model_checkpoint") or info.best_checkpoint
-            info.last_checkpoint = entry.get("last_model_checkpoint") or info.last_checkpoint
-            if entry.get("global_step"):
-                last_step = max(last_step, int(entry["global_step"]))
-            continue
-        progress = entry.get("global_step/max_steps")
-        if isinstance(progress, str) and "/" in progress:
-            done, _, planned = progress.partition("/")
-            if done.strip().isdigit():
-                last_step = int(done)
-            if planned.strip().isdigit():
-                info.max_steps = int(planned)
-        elif isinstance(entry.get("current_steps"), int):  # LLaMA-Factory
-            last_step = entry["current_steps"]
-            if isinstance(entry.get("total_steps"), int) and entry["total_steps"] > 0:
-                info.max_steps = entry["total_steps"]
-        elif isinstance(entry.get("step"), int):
-            last_step = entry["step"]
-        if "loss" in entry and "train_runtime" not in entry:
-            info.last_train_step = last_step
-        entries.append((last_step, entry))
+        info.name = path.name
+        lines = read_lines(path, live=live, tail_bytes=None if full else 64 * 1024)
+        info.warnings += lines.warnings
+        last_step = 0
+        for row in lines.rows:
+            if is_summary(row):
+                info.best_checkpoint = row.get("best_model_checkpoint") or info.best_checkpoint
+                info.last_checkpoint = row.get("last_model_checkpoint") or info.last_checkpoint
+                continue
+            step = step_of(row)
+            last_step = step if step is not None else last_step
+            info.max_steps = planned_steps(row) or info.max_steps
+            if "loss" in row and "train_runtime" not in row:
+                info.last_train_step = last_step
+            entries.append((last_step, row))
     if full:
         info.scalars = _collect(entries)
     return info
 
 
-def _trainer_state_path(run_dir: Path) -> Path | None:
-    """The top-level trainer_state.json, else the one of the latest checkpoint (whose
-    log_history is the longest)."""
-    top = run_dir / TRAINER_STATE
-    if top.is_file():
-        return top
-    checkpoints = [
-        (int(m.group(1)), c)
-        for c in run_dir.glob("checkpoint-*")
-        if (m := CHECKPOINT_NAME.match(c.name)) and (c / TRAINER_STATE).is_file()
-    ]
-    return max(checkpoints)[1] / TRAINER_STATE if checkpoints else None
-
-
 def _read_trainer_state(path: Path, *, full: bool) -> _LogInfo:
     """An HF trainer_state.json: log_history, best_model_checkpoint, max_steps."""
-    info = _LogInfo()
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        info.warnings.append(f"{path}: could not be read ({exc})")
+    info = _LogInfo(name=TRAINER_STATE)
+    state = read_json(path)
+    if not state:
+        info.warnings.append(f"{path}: could not be read (missing, cut short or not JSON)")
         return info
     info.best_checkpoint = state.get("best_model_checkpoint")
     info.max_steps = state.get("max_steps") or None
@@ -482,21 +385,3 @@ def _read_trainer_state(path: Path, *, full: bool) -> _LogInfo:
         ]
         info.scalars = _collect(entries)
     return info
-
-
-def _last_checkpoint_dir(run_dir: Path) -> str | None:
-    checkpoints = [
-        (int(m.group(1)), c) for c in run_dir.glob("checkpoint-*") if (m := CHECKPOINT_NAME.match(c.name))
-    ]
-    return str(max(checkpoints)[1]) if checkpoints else None
-
-
-def _local_path(value: str | None, run_dir: Path) -> str | None:
-    """A checkpoint path as logged, moved into run_dir when the run folder was moved since."""
-    if not value:
-        return None
-    path = Path(value)
-    if path.exists():
-        return str(path)
-    here = run_dir / path.name
-    return str(here) if here.exists() else str(value)

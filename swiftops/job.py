@@ -77,7 +77,8 @@ def skipped_record(cfg: Mapping[str, Any], ctx: JobContext, why: str) -> RunReco
 def read_run_curves(record: RunRecord) -> Curves:
     """The run's curves as swift left them on disk, with its checkpoints; empty curves (with a
     warning) when swift wrote no run folder or it can't be read."""
-    from swiftops.curves import Curves, NoRunFound, read_curves
+    from swiftops.curves import Curves, read_curves
+    from swiftops.runfolder import NoRunFound
 
     try:
         curves = read_curves(record.run_dir) if record.run_dir else None

@@ -142,7 +142,8 @@ def load_run(path: Path) -> RunView:
 def read_run_curves(record: RunRecord) -> tuple[Any, str | None]:
     """The run's curves, or None and why not. A running job has no run_dir yet (the runner sets
     it at the end): its output folder is read instead, for the curve so far."""
-    from swiftops.curves import NoRunFound, read_curves
+    from swiftops.curves import read_curves
+    from swiftops.runfolder import NoRunFound
 
     where = record.run_dir
     if where is None and record.status == RUNNING and record.output_dir:

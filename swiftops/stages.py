@@ -16,13 +16,10 @@ stage's entry in run.json (`completed`, `failed` with the error, or `skipped` wi
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
-import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -34,14 +31,25 @@ from filelock import FileLock
 
 from swiftops.command import build_export_argv, build_infer_argv, installed_swift_version, swift_env
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RunRecord, read_record, write_record
-from swiftops.runner import log_tail, newest_run_dir, now_iso, run_swift, status_of
+from swiftops.runfolder import (
+    CHECKPOINT_NAME,
+    best_checkpoint,
+    checkpoints,
+    is_run_dir,
+    last_checkpoint,
+    natural_key,
+    newest_run_dir,
+    read_json,
+    read_lines,
+    relocate,
+)
+from swiftops.runner import log_tail, now_iso, run_swift, status_of
 from swiftops.scoring import identity_names, score_rows, score_summary
 
 log = logging.getLogger("swiftops")
 
 SKIPPED = "skipped"
 AFTER_TRAINING = ("infer", "export")
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 DEFAULT_MAX_NEW_TOKENS = 256
 IDENTITY_PLACEHOLDERS = ("{{NAME}}", "{{AUTHOR}}")
 
@@ -60,94 +68,6 @@ class CheckpointChoice:
     path: Path
     rule: str  # best | last | path
     note: str  # e.g. "lowest eval loss", "no eval loss: fell back to the last checkpoint"
-
-
-def checkpoint_step(path: str | Path) -> int:
-    match = CHECKPOINT_NAME.match(Path(path).name)
-    return int(match.group(1)) if match else -1
-
-
-def numeric_key(name: str) -> tuple[int, str]:
-    """Numeric names in numeric order (job 10 after job 9)."""
-    return (int(name), "") if name.isdigit() else (sys.maxsize, name)
-
-
-def list_checkpoints(run_dir: Path | None) -> list[Path]:
-    """The checkpoint-N folders of a run, by step (merged exports `checkpoint-N-merged` and the
-    `last-checkpoint` link are not checkpoints of their own)."""
-    if run_dir is None or not run_dir.is_dir():
-        return []
-    found = [p for p in run_dir.iterdir() if p.is_dir() and CHECKPOINT_NAME.match(p.name)]
-    return sorted(found, key=checkpoint_step)
-
-
-def relocate(recorded: str | None, run_dir: Path | None) -> Path | None:
-    """A checkpoint path as recorded, or the folder of the same name in run_dir when the run
-    was moved or copied since (swift records absolute paths)."""
-    if not recorded:
-        return None
-    path = Path(recorded)
-    if path.is_dir():
-        return path
-    if run_dir is not None and (run_dir / path.name).is_dir():
-        return run_dir / path.name
-    return None
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """A JSON-lines file, skipping lines that don't parse (a killed run's half line).
-    Python's json reads the bare NaN/Infinity swift writes."""
-    rows = []
-    with contextlib.suppress(OSError):
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.strip():
-                with contextlib.suppress(ValueError):
-                    row = json.loads(line)
-                    if isinstance(row, dict):
-                        rows.append(row)
-    return rows
-
-
-def run_summary(run_dir: Path) -> dict[str, Any]:
-    """The last line of logging.jsonl that names checkpoints (swift's end-of-run summary);
-    {} for a run killed before writing it."""
-    for row in reversed(read_json_lines(run_dir / "logging.jsonl")):
-        if "last_model_checkpoint" in row or "best_model_checkpoint" in row:
-            return row
-    return {}
-
-
-def eval_losses(run_dir: Path) -> dict[int, float]:
-    """step -> finite eval loss, from logging.jsonl's eval lines."""
-    losses = {}
-    for row in read_json_lines(run_dir / "logging.jsonl"):
-        loss, step = row.get("eval_loss"), str(row.get("global_step/max_steps", "")).split("/")[0]
-        if isinstance(loss, int | float) and math.isfinite(loss) and step.isdigit():
-            losses[int(step)] = float(loss)
-    return losses
-
-
-def best_from_run(run_dir: Path | None) -> Path | None:
-    """The lowest-eval-loss checkpoint, read from the run folder itself: swift's summary line,
-    else the newest checkpoint's trainer_state.json (a killed run has no summary), else the
-    lowest eval loss among the steps that have a checkpoint."""
-    if run_dir is None:
-        return None
-    best = relocate(run_summary(run_dir).get("best_model_checkpoint"), run_dir)
-    if best:
-        return best
-    checkpoints = list_checkpoints(run_dir)
-    for ckpt in reversed(checkpoints):
-        state = ckpt / "trainer_state.json"
-        if state.is_file():
-            with contextlib.suppress(OSError, ValueError):
-                best = relocate(json.loads(state.read_text()).get("best_model_checkpoint"), run_dir)
-            if best:
-                return best
-            break
-    losses = eval_losses(run_dir)
-    saved = [c for c in checkpoints if checkpoint_step(c) in losses]
-    return min(saved, key=lambda c: (losses[checkpoint_step(c)], checkpoint_step(c))) if saved else None
 
 
 def record_run_dir(record: RunRecord) -> Path | None:
@@ -186,8 +106,8 @@ def choose_checkpoint(record: RunRecord, ckpt: str) -> CheckpointChoice:
             raise CheckpointError(f"ckpt={ckpt}: no such checkpoint folder; use best, last or a folder")
         return CheckpointChoice(path.resolve(), "path", "given")
     run_dir = record_run_dir(record)
-    checkpoints = list_checkpoints(run_dir)
-    if not checkpoints:
+    found = checkpoints(run_dir)
+    if not found:
         where = run_dir or record.output_dir or record.job_dir
         raise CheckpointError(
             f"ckpt={ckpt}: the run {where} has no checkpoints (no checkpoint-N folder); it holds: "
@@ -195,10 +115,10 @@ def choose_checkpoint(record: RunRecord, ckpt: str) -> CheckpointChoice:
             "(= eval_steps here): train for at least that many steps, or give ckpt=PATH"
         )
     if ckpt == "best":
-        best = relocate(record.best_checkpoint, run_dir) or best_from_run(run_dir)
+        best = relocate(record.best_checkpoint, run_dir) or best_checkpoint(run_dir)
         if best is not None:
             return CheckpointChoice(best.resolve(), "best", "lowest eval loss")
-    last = relocate(record.last_checkpoint, run_dir) or checkpoints[-1]
+    last = relocate(record.last_checkpoint, run_dir) or found[-1]
     note = "no eval loss: fell back to the last checkpoint" if ckpt == "best" else "last saved"
     return CheckpointChoice(last.resolve(), "last", note)
 
@@ -209,13 +129,6 @@ def resolve_checkpoint(record: RunRecord, ckpt: str) -> Path:
 
 
 # ---------------------------------------------------------------- existing runs
-
-
-def is_run_folder(path: Path) -> bool:
-    """A swift run folder (vN-timestamp, or an output_dir written with --add_version false)."""
-    return (
-        (path / "logging.jsonl").is_file() or (path / "args.json").is_file() or bool(list_checkpoints(path))
-    )
 
 
 def load_run(path: str | Path) -> RunRecord:
@@ -241,44 +154,24 @@ def load_run(path: str | Path) -> RunRecord:
         return record
     if CHECKPOINT_NAME.match(path.name) and path.is_dir():
         path = path.parent
-    run_dir = path if is_run_folder(path) else (newest_run_dir(path) if path.is_dir() else None)
+    run_dir = path if is_run_dir(path) else (newest_run_dir(path) if path.is_dir() else None)
     if run_dir is None:
-        jobs = sorted((p.parent for p in path.glob(f"*/{RECORD_NAME}")), key=lambda j: numeric_key(j.name))
+        jobs = sorted((p.parent for p in path.glob(f"*/{RECORD_NAME}")), key=natural_key)
         hint = f" It is a sweep: give one of its jobs, e.g. run={jobs[0]}" if jobs else ""
         raise CheckpointError(
             f"run={path}: neither a swiftops job folder (run.json) nor a swift run folder "
             f"(vN-timestamp with logging.jsonl or checkpoint-N); it holds: {folder_listing(path)}.{hint}"
         )
-    best, last = read_checkpoints(run_dir)
+    best, last = best_checkpoint(run_dir), last_checkpoint(run_dir)
     return RunRecord(
         status=COMPLETED,
         job_dir=str(path),
         argv=[],
         output_dir=str(run_dir.parent),
         run_dir=str(run_dir),
-        best_checkpoint=best,
-        last_checkpoint=last,
+        best_checkpoint=str(best) if best else None,
+        last_checkpoint=str(last) if last else None,
     )
-
-
-def read_checkpoints(run_dir: Path) -> tuple[str | None, str | None]:
-    """(best, last) checkpoint of a run folder, read by swiftops.curves as the diagnosis reads
-    them; from logging.jsonl's summary line and the checkpoint-N folders where that fails."""
-    from swiftops.curves import read_curves  # numpy: only when a bare run folder is read
-
-    try:
-        curves = read_curves(run_dir)
-        if curves.best_checkpoint or curves.last_checkpoint:
-            return curves.best_checkpoint, curves.last_checkpoint
-    except Exception as exc:  # unreadable curves must not stop a stage that needs only checkpoints
-        log.warning("could not read the curves of %s: %s", run_dir, exc)
-    summary = run_summary(run_dir)
-    checkpoints = list_checkpoints(run_dir)
-    best = relocate(summary.get("best_model_checkpoint"), run_dir) or best_from_run(run_dir)
-    last = relocate(summary.get("last_model_checkpoint"), run_dir) or (
-        checkpoints[-1] if checkpoints else None
-    )
-    return (str(best) if best else None), (str(last) if last else None)
 
 
 # ---------------------------------------------------------------- test data
@@ -493,10 +386,7 @@ def infer_stage(
 def trained_from(cfg: Mapping[str, Any], checkpoint: Path) -> Mapping[str, Any]:
     """cfg with the model section of the base model an adapter was trained from (its args.json),
     so the baseline is that model even for `run=PATH` of a run trained on another one."""
-    try:
-        args = json.loads((checkpoint / "args.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return cfg
+    args = read_json(checkpoint / "args.json")
     if not is_adapter(checkpoint) or not args.get("model") or args["model"] == cfg["model"].get("id"):
         return cfg
     model = {
@@ -549,7 +439,7 @@ def infer_run(
     _finish(entry, outcome, log_path)
     if entry["status"] != COMPLETED:
         return entry
-    rows = read_json_lines(result_path)
+    rows = read_lines(result_path).rows
     if not rows:
         entry.update(status=FAILED, error=f"swift infer exited 0 but wrote no result lines to {result_path}")
         return entry
@@ -628,29 +518,39 @@ def baseline_dirs(root: Path, key: Mapping[str, Any]) -> list[Path]:
     return [root / "baseline", root / f"baseline-{digest}"]
 
 
+def same_key(recorded: Any, key: Mapping[str, Any]) -> bool:
+    return json.loads(json.dumps(key, default=str)) == recorded
+
+
 def read_baseline(folder: Path, key: Mapping[str, Any]) -> dict[str, Any] | None:
-    try:
-        cached = json.loads((folder / "score.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    same = json.loads(json.dumps(key, default=str)) == cached.get("key")
-    return cached if same else None
+    """The cached baseline of this key in folder, None when there is none (or another key's)."""
+    cached = read_json(folder / "score.json")
+    return cached if cached and same_key(cached.get("key"), key) else None
 
 
-def holds_other_baseline(folder: Path, key: Mapping[str, Any]) -> bool:
-    try:
-        cached = json.loads((folder / "score.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return "key" in cached and read_baseline(folder, key) is None
+def claim_baseline_dir(root: Path, key: Mapping[str, Any]) -> Path:
+    """The folder this key's baseline lives in: root/baseline for the first key that claims it,
+    root/baseline-<hash> for any other. The claim (key.json) is written under the sweep's lock,
+    held only for that; the run itself holds only its own folder's lock, so baselines of
+    unrelated base models or test sets run side by side."""
+    plain, own = baseline_dirs(root, key)
+    with FileLock(root / ".baseline.lock"):
+        claim = plain / "key.json"
+        if claim.is_file() and not same_key(read_json(claim).get("key"), key):
+            return own
+        if not claim.is_file():
+            plain.mkdir(parents=True, exist_ok=True)
+            claim.write_text(json.dumps({"key": key}, indent=2, default=str) + "\n", encoding="utf-8")
+        return plain
 
 
 def baseline_score(cfg: Mapping[str, Any], *, sweep_dir_or_job_dir: Path, swift_bin: str) -> dict[str, Any]:
     """The base model (no adapter) over the test set, scored once per sweep and cached.
 
-    The first job of a sweep runs `swift infer` into <sweep_dir>/baseline/ (result.jsonl,
-    score.json, infer.log) under a file lock; the others wait for it and reuse it. A failed
-    baseline is cached too (one try per sweep); an interrupted one is not.
+    The first job of a sweep that needs it runs `swift infer` into <sweep_dir>/baseline/
+    (result.jsonl, score.json, infer.log) under that folder's file lock; the others with the same
+    base model and test set wait for it and reuse it. A failed baseline is cached too (one try per
+    sweep); an interrupted one is not.
 
     Returns:
         {status, scorer, score, n, ..., path}: the summary of the score (per item in score.json).
@@ -658,15 +558,12 @@ def baseline_score(cfg: Mapping[str, Any], *, sweep_dir_or_job_dir: Path, swift_
     root = Path(sweep_dir_or_job_dir)
     key = baseline_key(cfg)
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(root / ".baseline.lock"):  # parallel jobs of a sweep: one baseline run
-        candidates = baseline_dirs(root, key)
-        for folder in candidates:
-            cached = read_baseline(folder, key)
-            if cached is not None:
-                return {**score_summary(cached.get("summary") or {}), "path": str(folder), "cached": True}
-        # the plain folder belongs to the first key that finished there; others get their own
-        folder = candidates[1] if holds_other_baseline(candidates[0], key) else candidates[0]
-        folder.mkdir(parents=True, exist_ok=True)
+    folder = claim_baseline_dir(root, key)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".lock"):  # parallel jobs of a sweep: one baseline run per key
+        cached = read_baseline(folder, key)
+        if cached is not None:
+            return {**score_summary(cached.get("summary") or {}), "path": str(folder), "cached": True}
         log_path = folder / "infer.log"
         log_path.unlink(missing_ok=True)
         run = infer_run(
@@ -675,7 +572,7 @@ def baseline_score(cfg: Mapping[str, Any], *, sweep_dir_or_job_dir: Path, swift_
         if run["status"] == INTERRUPTED:
             raise KeyboardInterrupt
         score_path = folder / "score.json"
-        full = json.loads(score_path.read_text(encoding="utf-8")) if score_path.is_file() else {}
+        full = read_json(score_path)
         summary = {**score_summary({k: v for k, v in run.items() if k != "argv"}), **score_summary(full)}
         summary["status"] = run["status"]
         score_path.write_text(

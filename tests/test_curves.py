@@ -20,7 +20,8 @@ from helpers_events import (
     write_trainer_state,
 )
 
-from swiftops.curves import NoRunFound, find_run_dirs, read_curves, read_run_dir
+from swiftops.curves import read_curves, read_run_dir
+from swiftops.runfolder import NoRunFound, find_run_dirs
 
 
 def f32(values) -> np.ndarray:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from swiftops.record import RunRecord, read_record, write_record
+from swiftops.runfolder import checkpoints
 from swiftops.stages import (
     CheckpointError,
     baseline_score,
     choose_checkpoint,
-    list_checkpoints,
     load_run,
     print_failures,
     resolve_checkpoint,
@@ -106,7 +106,7 @@ def test_best_falls_back_to_last_when_no_eval_ran_or_eval_was_nan(tmp_path):
 def test_checkpoints_sort_by_step_not_by_name(tmp_path):
     run_dir = make_run(tmp_path, steps=[20, 100, 5], summary=False)
     (run_dir / "checkpoint-100-merged").mkdir()  # swift export's default output is not a checkpoint
-    assert [p.name for p in list_checkpoints(run_dir)] == ["checkpoint-5", "checkpoint-20", "checkpoint-100"]
+    assert [p.name for p in checkpoints(run_dir)] == ["checkpoint-5", "checkpoint-20", "checkpoint-100"]
     assert resolve_checkpoint(record_for(run_dir, tmp_path), "last").name == "checkpoint-100"
 
 
@@ -375,6 +375,44 @@ def test_parallel_jobs_wait_for_one_baseline(tmp_path, fake_swift, calls):
     assert launched(calls) == ["infer"]
     assert sorted(r["cached"] for r in results) == [False, True, True]
     assert {r["score"] for r in results} == {0.0}
+
+
+def test_a_running_baseline_does_not_hold_up_another_base_models_one(
+    tmp_path, fake_swift, calls, monkeypatch
+):
+    import swiftops.stages as stages
+
+    sweep = tmp_path / "sweep"
+    cfg = stage_cfg(tmp_path, ["infer"])
+    other = stage_cfg(tmp_path, ["infer"])
+    other["data"]["test_dataset"] = str(write_test_set(tmp_path / "other.jsonl", EXAM_ROWS[:1]))
+    first_running, release_first = threading.Event(), threading.Event()
+    real_infer_run = stages.infer_run
+
+    def infer_run(run_cfg, **kwargs):
+        if run_cfg["data"]["test_dataset"] == cfg["data"]["test_dataset"]:
+            first_running.set()
+            release_first.wait(timeout=60)  # the first base model's swift infer, still running
+        return real_infer_run(run_cfg, **kwargs)
+
+    monkeypatch.setattr(stages, "infer_run", infer_run)
+    first = threading.Thread(
+        target=lambda: baseline_score(cfg, sweep_dir_or_job_dir=sweep, swift_bin=str(fake_swift))
+    )
+    first.start()
+    assert first_running.wait(timeout=60)
+    results = []
+    second = threading.Thread(
+        target=lambda: results.append(
+            baseline_score(other, sweep_dir_or_job_dir=sweep, swift_bin=str(fake_swift))
+        )
+    )
+    second.start()
+    second.join(timeout=30)
+    release_first.set()
+    first.join(timeout=60)
+    assert results, "the other test set's baseline waited for an unrelated one"
+    assert Path(results[0]["path"]).name.startswith("baseline-") and not results[0]["cached"]
 
 
 def test_a_failed_baseline_is_cached_so_a_sweep_tries_it_once(tmp_path, fake_swift, calls):
