@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swiftops.command import early_stop_in
 from swiftops.curves import Curves, read_run_dir
-from swiftops.diagnosis import ClassifySettings, diagnose
+from swiftops.diagnosis import ClassifySettings, diagnose_recorded
 from swiftops.record import RECORD_NAME, RunRecord, find_records, read_record
 from swiftops.runfolder import NoRunFound, find_run_dirs, natural_key
 
@@ -71,16 +70,6 @@ def classify_target(target: Target, settings: ClassifySettings) -> dict[str, Any
             record = read_record(target.job_dir)
         except (OSError, ValueError, TypeError):
             record = None
-    exit_code, params, early_stopped = None, {}, False
-    if record is not None:
-        params = record.params
-        # a job's exit code belongs to the run it launched (not to an older vN beside it); a run the
-        # watchdog stopped exited from the stop, and its curves say why
-        if (
-            target.run_dir is None or record.run_dir in (None, str(target.run_dir))
-        ) and not record.stopped_by:
-            exit_code = record.exit_code
-            early_stopped = early_stop_in(record.argv) and exit_code == 0
     if target.run_dir is not None:
         try:
             curves = read_run_dir(target.run_dir)
@@ -88,7 +77,7 @@ def classify_target(target: Target, settings: ClassifySettings) -> dict[str, Any
             curves = _no_curves(target.run_dir, f"could not read the curves: {exc}")
     else:
         curves = _no_curves(None, "swift wrote no run folder")
-    diagnosis = diagnose(curves, settings, exit_code=exit_code, params=params, early_stopped=early_stopped)
+    diagnosis = diagnose_recorded(curves, record, settings, run_dir=target.run_dir)
     result = {"path": str(target.run_dir or target.job_dir)}
     result["job_dir"] = str(target.job_dir) if target.job_dir else None
     result.update(diagnosis.to_dict())

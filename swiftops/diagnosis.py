@@ -28,11 +28,13 @@ import itertools
 import math
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from swiftops.curves import EPOCH, GRAD_NORM, LEARNING_RATE, TRAIN_LOSS, Curves, Series, curves_until
+from swiftops.record import INTERRUPTED, RUNNING, RunRecord
 
 _MAX_BINS = 64  # a long training curve is judged on this many medians of consecutive points
 
@@ -324,7 +326,9 @@ class _Facts:
     moved: bool = True  # False: neither curve moved beyond its noise (underfit: raise the lr)
     best_step: int | None = None
     last_step: int | None = None
-    partial: bool = False
+    partial: bool = False  # the process did not finish (or, not knowing, logged fewer steps than planned)
+    interrupted: bool = False  # stopped from outside (Ctrl-C, SIGTERM, SIGHUP): resume it
+    resume_from: str | None = None  # its last checkpoint, to resume from
     lr_decayed: bool = False  # the lr ended under a tenth of its peak
     evidence: dict[str, Any] = field(default_factory=dict)  # the deciding test: rule, value, limit
 
@@ -336,31 +340,47 @@ def diagnose(
     exit_code: int | None = None,
     params: dict[str, Any] | None = None,
     early_stopped: bool = False,
+    interrupted: bool = False,
 ) -> Diagnosis:
     """Classify one run from its curves.
 
     Args:
         curves: what curves.read_curves returned (a partial curve of a running job works too).
         settings: thresholds; the defaults are conf/classify/default.yaml's.
-        exit_code: swift's exit status, when known: non-zero is a failed run whatever the curves.
+        exit_code: swift's exit status, when known: non-zero is a failed run whatever the curves. A
+            known exit code means the process ended: its curve is complete, even if shorter than planned.
         params: the run's knobs (lr, epochs, lora_rank, ...) the next step is computed from.
         early_stopped: ms-swift's early stop was on and the run ended on its own: a curve that ends
             before its planned steps is then complete, not cut short.
+        interrupted: the run was stopped from outside (Ctrl-C, SIGTERM, SIGHUP): it is judged on what
+            it logged, as partial, and told to resume; its exit code says nothing about the run.
     """
     s = settings or ClassifySettings()
     params = dict(params or {})
     figures, reasons, facts, eval_sig = _start(curves, s)
-    stopped_early = early_stopped and facts.partial
-    facts.partial = facts.partial and not stopped_early
-    verdict, confidence = _failure(curves, eval_sig, exit_code, s, figures, reasons, facts)
+    short = facts.partial  # fewer steps logged than planned
+    finished = (exit_code is not None or early_stopped) and not interrupted
+    # partial = the process did not finish; only when that is unknown do the step counts decide
+    facts.partial = interrupted or (short and not finished)
+    facts.interrupted = interrupted
+    facts.resume_from = curves.last_checkpoint
+    verdict, confidence = _failure(
+        curves, eval_sig, None if interrupted else exit_code, s, figures, reasons, facts
+    )
     if verdict is None:
         verdict, confidence = _learning(curves, eval_sig, s, reasons, facts)
-    if stopped_early and verdict != "failed":
+    if early_stopped and short and finished and verdict != "failed":
         reasons.append(
             f"ms-swift's early stop ended the run at step {facts.last_step} of {curves.max_steps}, once the "
             "eval loss had stopped reaching new lows: the curve is complete"
         )
-    if facts.partial and verdict != "failed":
+    if interrupted:
+        reasons.append(
+            f"the run was interrupted at step {facts.last_step or 0} of {curves.max_steps or '?'}: judged on "
+            "what it logged, so the verdict may change once it is resumed"
+        )
+        confidence *= 0.85
+    elif facts.partial and verdict != "failed":
         reasons.append(
             f"the curve is partial: step {facts.last_step} of {curves.max_steps}, so the verdict may change"
         )
@@ -374,6 +394,35 @@ def diagnose(
         alternatives=alternative_steps(verdict, facts, params, s),
         warnings=list(curves.warnings),
         evidence=facts.evidence,
+    )
+
+
+def diagnose_recorded(
+    curves: Curves,
+    record: RunRecord | None,
+    settings: ClassifySettings | None = None,
+    *,
+    run_dir: Path | None = None,
+) -> Diagnosis:
+    """diagnose() with what a job's run.json knows of the process: its exit code, whether it was
+    interrupted, its params, and whether ms-swift's early stop ended it. The exit code belongs to
+    the run the job launched (run_dir, when given, must be that one, not an older vN beside it); a
+    run the watchdog stopped exited from the stop, and its curves say why."""
+    from swiftops.command import early_stop_in
+
+    if record is None:
+        return diagnose(curves, settings)
+    own_run = run_dir is None or record.run_dir in (None, str(run_dir))
+    ended = own_run and not record.stopped_by and record.status != RUNNING
+    interrupted = ended and record.status == INTERRUPTED
+    exit_code = record.exit_code if ended and not interrupted else None
+    return diagnose(
+        curves,
+        settings,
+        exit_code=exit_code,
+        params=record.params,
+        early_stopped=early_stop_in(record.argv) and exit_code == 0,
+        interrupted=interrupted,
     )
 
 
@@ -851,6 +900,8 @@ def next_step(
     """The tutorial's adjustment for a verdict, computed from this run's own values."""
     lr = _number(params.get("lr"))
     epochs = _number(params.get("epochs"))
+    if facts.interrupted and not (verdict == "failed" and facts.cause not in ("exit", "no_steps")):
+        return _resume_step(facts, curves)
     if verdict == "failed":
         if facts.cause in ("exit", "no_steps"):
             return NextStep(
@@ -948,6 +999,18 @@ def next_step(
     )
 
 
+def _resume_step(facts: _Facts, curves: Curves) -> NextStep:
+    """An interrupted run: finish it from its last checkpoint (swift's --resume_from_checkpoint)."""
+    where = f"step {facts.last_step or 0} of {curves.max_steps or '?'}"
+    if facts.resume_from:
+        return NextStep(
+            f"Resume it: it was interrupted at {where}; swift continues from its last checkpoint "
+            f"({Path(facts.resume_from).name}), and the curves of both parts are read as one.",
+            _override("+args.resume_from_checkpoint", facts.resume_from),
+        )
+    return NextStep(f"Run it again: it was interrupted at {where}, before its first checkpoint.", None)
+
+
 def alternative_steps(
     verdict: str, facts: _Facts, params: dict[str, Any], s: ClassifySettings
 ) -> list[NextStep]:
@@ -963,7 +1026,7 @@ def alternative_steps(
             )
         ]
     if verdict != "underfit" or facts.partial:
-        return []
+        return []  # a partial run is resumed before anything is changed
     more_epochs = higher_lr = None
     if epochs is not None:
         new_epochs = _fmt(_int_if_whole(epochs * s.epochs_factor))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swiftops.command import build_sft_argv, early_stop_in, installed_swift_version, run_params, swift_env
+from swiftops.command import build_sft_argv, installed_swift_version, run_params, swift_env
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, write_record
 from swiftops.runner import STOPPED_BY_WATCHDOG, Progress, finish_record, run_swift, start_record
 
@@ -100,18 +100,14 @@ def read_run_curves(record: RunRecord) -> Curves:
 def diagnose_record(record: RunRecord, cfg: Mapping[str, Any]) -> RunRecord:
     """Read the run's curves and attach checkpoints, verdict and diagnosis. A run whose
     curves can't be read still gets a verdict from its exit status."""
-    from swiftops.diagnosis import ClassifySettings, diagnose
+    from swiftops.diagnosis import ClassifySettings, diagnose_recorded
 
     curves = read_run_curves(record)
     record.best_checkpoint = curves.best_checkpoint
     record.last_checkpoint = curves.last_checkpoint
     settings = ClassifySettings(**(cfg.get("classify") or {}))
-    # with early stop on, a run that exited 0 before its planned steps was ended by ms-swift on purpose
-    early_stopped = early_stop_in(record.argv) and record.exit_code == 0
     try:
-        diagnosis = diagnose(
-            curves, settings, exit_code=record.exit_code, params=record.params, early_stopped=early_stopped
-        )
+        diagnosis = diagnose_recorded(curves, record, settings)
     except Exception as exc:  # a defect in the diagnosis must not cost the job its record
         log.exception("could not diagnose %s", record.run_dir)
         record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}

@@ -129,10 +129,10 @@ def load_run(path: Path) -> RunView:
     provisional = False
     if curves is not None and not diagnosis.get("figures"):
         # a running job, or one whose diagnosis failed: judge the curves as they are now
-        from swiftops.diagnosis import diagnose
+        from swiftops.diagnosis import diagnose_recorded
 
         try:
-            diagnosis = diagnose(curves, exit_code=record.exit_code, params=record.params).to_dict()
+            diagnosis = diagnose_recorded(curves, record).to_dict()
             provisional = True
         except Exception as exc:  # the report must come out whatever one run holds
             note = f"diagnosis failed: {type(exc).__name__}: {exc}"

@@ -110,6 +110,14 @@ def newest_run_dir(output_dir: Path) -> Path | None:
     return runs[-1] if runs else None
 
 
+def live_log(output_dir: Path) -> Path | None:
+    """The logging.jsonl a run training into output_dir writes: its newest vN-timestamp run's, or
+    output_dir's own (--add_version false); None before swift created it."""
+    run_dir = newest_run_dir(output_dir) or output_dir
+    path = run_dir / JSONL_NAME
+    return path if path.is_file() else None
+
+
 def newest_of(run_dirs: list[Path]) -> Path:
     """The latest of sibling run folders: highest N, then name."""
     return max(run_dirs, key=lambda p: (run_version(p), p.name))

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swiftops.curves import JSONL_NAME
-from swiftops.runner import newest_run_dir
+from swiftops.runfolder import live_log
 
 if TYPE_CHECKING:
     from swiftops.curves import Curves
@@ -53,7 +52,7 @@ class Watchdog:
         new was logged, or too soon after the last check)."""
         if time.monotonic() < self.next_check:
             return None
-        path = self._log_path()
+        path = live_log(self.output_dir)
         try:
             size = path.stat().st_size if path is not None else -1
         except OSError:
@@ -69,13 +68,6 @@ class Watchdog:
         spent = time.monotonic() - started
         self.next_check = time.monotonic() + max(self.every_s, BUSY_FACTOR * spent)
         return decision
-
-    def _log_path(self) -> Path | None:
-        """The newest vN-timestamp run's logging.jsonl (or output_dir's own, with --add_version false)."""
-        run_dir = newest_run_dir(self.output_dir) if self.output_dir.is_dir() else None
-        if run_dir is None and (self.output_dir / JSONL_NAME).is_file():
-            run_dir = self.output_dir
-        return run_dir / JSONL_NAME if run_dir is not None else None
 
 
 def first_stop(

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers_events import decay, make_run, noisy, steps_of, write_events, write_jsonl, write_trainer_state
 
-from swiftops.curves import Curves, read_curves
+from swiftops.curves import Curves, read_curves, series_from_points
 from swiftops.diagnosis import VERDICTS, ClassifySettings, Diagnosis, diagnose
 from swiftops.paths import conf_dir
 
@@ -597,3 +597,54 @@ def test_converged_and_overfit_runs_have_no_alternative_knob(tmp_path):
     steps = list(range(1, 41))
     d = judge(tmp_path, (steps, decay(steps, 3.0, 0.5, 5)), params={"lr": 1e-3, "epochs": 3})
     assert d.verdict == "converged" and d.alternatives == []
+
+
+# ---------------------------------------------------------------------------------------------
+# partial = the process did not finish
+
+
+def still_falling(max_steps: int = 200, last_checkpoint: str | None = None) -> Curves:
+    """60 logged steps of a loss still falling fast, of max_steps planned."""
+    steps = steps_of(60)
+    train = series_from_points(steps, decay(steps, 3.0, 0.5, 0.02))
+    return Curves(None, {"train/loss": train}, None, last_checkpoint, "test", max_steps=max_steps)
+
+
+def test_a_finished_run_is_never_partial_whatever_its_step_count():
+    finished = diagnose(still_falling(), exit_code=0, params={"lr": 1e-4, "epochs": 1})
+    assert not any("partial" in r or "interrupted" in r for r in finished.reasons)
+    assert "Let it finish" not in finished.next.text and finished.next.override == "epochs=3"
+    unknown = diagnose(still_falling(), params={"lr": 1e-4, "epochs": 1})  # a run seen from disk alone
+    assert any("partial" in r for r in unknown.reasons)
+
+
+def test_an_interrupted_run_is_judged_on_what_it_logged_and_told_to_resume():
+    ckpt = "/runs/job 1/output/v0-20260101-000000/checkpoint-50"
+    found = diagnose(still_falling(last_checkpoint=ckpt), exit_code=-2, interrupted=True, params={"lr": 1e-4})
+    assert found.verdict == "underfit"  # not "failed: exit code -2": the stop came from outside
+    assert any("interrupted at step 60 of 200" in r for r in found.reasons)
+    assert found.next.text.startswith("Resume it") and "checkpoint-50" in found.next.text
+    # one shell word that Hydra reads back as the path, spaces included
+    assert shlex.split(found.next.override) == [f'+args.resume_from_checkpoint="{ckpt}"']
+    assert found.alternatives == []
+    no_ckpt = diagnose(still_falling(), exit_code=-2, interrupted=True, params={"lr": 1e-4})
+    assert no_ckpt.next.override is None and no_ckpt.next.text.startswith("Run it again")
+
+
+def test_an_interrupted_run_that_had_already_diverged_is_still_failed():
+    steps = steps_of(30)
+    values = [3.0] * 20 + [float("nan")] * 10
+    curves = Curves(None, {"train/loss": series_from_points(steps, values)}, None, None, "t", max_steps=100)
+    found = diagnose(curves, exit_code=-2, interrupted=True, params={"lr": 1e-1})
+    assert found.verdict == "failed" and found.next.override == "lr=1e-3"
+
+
+def test_the_record_says_interrupted_and_the_diagnosis_follows():
+    from swiftops.diagnosis import diagnose_recorded
+    from swiftops.record import RunRecord
+
+    record = RunRecord(status="interrupted", job_dir="/j", argv=["swift", "sft"], exit_code=-2)
+    found = diagnose_recorded(still_falling(), record)
+    assert found.verdict == "underfit" and any("interrupted" in r for r in found.reasons)
+    record.status, record.exit_code = "completed", 0
+    assert not any("partial" in r for r in diagnose_recorded(still_falling(), record).reasons)
