@@ -1,4 +1,5 @@
-"""Config -> `swift` argv. Pure functions: no files, no processes, no imports of swift.
+"""Config -> `swift` argv. Pure functions: no files, no processes, no imports of swift (the one
+exception, installed_swift_version, asks swiftops.swift_args).
 
 Config keys are named as the flags of ms-swift 4 (`tuner_type`, `learning_rate`, ...); the one
 place that adapts them to an older installed ms-swift is `RENAMED_IN_3X` below.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,9 +26,21 @@ EARLY_STOP_SINCE = (3, 8)
 Version = tuple[int, ...]
 
 
+def installed_swift_version(swift_bin: str | None = None) -> Version | None:
+    """The ms-swift version of the swift that will run (swift_bin as the config's `swift_bin`:
+    None = the one beside this Python, else on PATH), as its own Python reports it (cached, see
+    swiftops.swift_args); where that swift can't tell, the ms-swift of this Python."""
+    from swiftops.swift_args import swift_args_for
+
+    answer = swift_args_for(swift_bin)
+    if answer is not None and answer.version:
+        return answer.parsed_version
+    return own_swift_version()
+
+
 @functools.cache
-def installed_swift_version() -> Version | None:
-    """The installed ms-swift version, read from package metadata (no import of swift)."""
+def own_swift_version() -> Version | None:
+    """The ms-swift installed beside the orchestrator, from package metadata (no import of swift)."""
     try:
         return parse_version(importlib.metadata.version("ms-swift"))
     except importlib.metadata.PackageNotFoundError:
@@ -51,25 +65,53 @@ def flag_name(key: str, version: Version | None) -> str:
     return key
 
 
+def is_list(value: Any) -> bool:
+    """A list-like value (list, tuple, OmegaConf's ListConfig), not a string."""
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def plain(value: Any) -> Any:
+    """Mappings and lists (plain, or OmegaConf's DictConfig/ListConfig) as dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if is_list(value):
+        return [plain(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON, non-ASCII kept: what ms-swift's JSON flags (--model_kwargs, --generation_config,
+    --columns, ...) parse, and how its own config-file loader writes a dict."""
+    return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def format_value(value: Any) -> str:
-    """One flag value as swift's argument parser reads it."""
+    """One flag value as swift's argument parser reads it: a dict as JSON, never a Python repr."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return to_json(value)
     return str(value)
 
 
+def flag_values(value: Any) -> list[str]:
+    """The values after one flag: a list of scalars becomes several (`--dataset a b`, as swift's
+    list flags expect), a list holding any dict or list one JSON value."""
+    if not is_list(value):
+        return [format_value(value)]
+    if any(isinstance(v, Mapping) or is_list(v) for v in value):
+        return [to_json(value)]
+    return [format_value(v) for v in value]
+
+
 def flags_to_argv(flags: Mapping[str, Any], version: Version | None = None) -> list[str]:
-    """{key: value} -> ['--key', 'value', ...]. None and [] leave the flag out; a list
-    becomes several values after one flag (`--dataset a b`), as swift expects."""
+    """{key: value} -> ['--key', 'value', ...]. None and [] leave the flag out; see flag_values."""
     argv: list[str] = []
     for key, value in flags.items():
-        if value is None or (isinstance(value, list | tuple) and not value):
+        if value is None or (is_list(value) and not value):
             continue
         argv.append(f"--{flag_name(key, version)}")
-        if isinstance(value, list | tuple):
-            argv.extend(format_value(v) for v in value)
-        else:
-            argv.append(format_value(value))
+        argv.extend(flag_values(value))
     return argv
 
 

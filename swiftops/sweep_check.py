@@ -35,9 +35,9 @@ def sweep_values(config: DictConfig) -> list[tuple[str, list[Any]]]:
 
 
 def check_sweep(config: DictConfig) -> None:
-    """Refuse the sweep (exit 2) naming every bad value of every combination, deduplicated."""
+    """Refuse the sweep (exit 2) naming every bad value of every combination, deduplicated:
+    bad values, and pass-through flags the swift that will run does not have (read once, cached)."""
     problems: list[str] = []
-    swift_found = bool(find_swift(config.get("swift_bin")))
     swept = sweep_values(config)
     keys = [k for k, _ in swept]
     combos = itertools.islice(itertools.product(*(v for _, v in swept)), MAX_CHECKED_COMBINATIONS)
@@ -53,7 +53,8 @@ def check_sweep(config: DictConfig) -> None:
         except Exception as exc:  # an interpolation that can't resolve names the key itself
             problems.append(f"{dict(zip(keys, combo, strict=True))}: {exc}")
             continue
-        for problem in check_job(plain, swift_found=swift_found):
+        # per combination: a swept swift_bin is another swift, with its own flags
+        for problem in check_job(plain, swift_found=bool(find_swift(plain.get("swift_bin")))):
             if problem not in problems:
                 problems.append(problem)
     if problems:

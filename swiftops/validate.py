@@ -3,15 +3,18 @@ what would be valid, all at once."""
 
 from __future__ import annotations
 
+import difflib
+import functools
+import math
 import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from swiftops.command import EARLY_STOP_SINCE, SHORT_KEYS, Version, sft_flags
+from swiftops.command import EARLY_STOP_SINCE, SHORT_KEYS, Version, flag_name, is_list, sft_flags
 
 STAGES = ("sft", "infer", "export")
 CHECKPOINT_CHOICES = ("best", "last")
@@ -35,12 +38,25 @@ def refuse(error: ConfigError) -> None:
     raise SystemExit(2)
 
 
+# where a config's values go to swift as flags: (config path, the swift command)
+PASS_THROUGH = (("args", "sft"), ("infer.args", "infer"), ("export.args", "export"))
+# train flags that a short knob feeds besides its own (conf/train/lora.yaml): a NaN there is that knob's
+DERIVED_FLAGS = {"per_device_eval_batch_size": "batch_size", "save_steps": "eval_steps"}
+# sections with checks of their own, and the short knobs, which reach swift only through train
+OWN_CHECKS = frozenset({"classify", "watchdog", *SHORT_KEYS})
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
     return None
+
+
+def non_finite(value: Any) -> bool:
+    """A float NaN, Inf or -Inf (what Hydra makes of `lr=nan`, `lr=inf`): never a useful setting."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _name(short: str) -> str:
@@ -50,10 +66,91 @@ def _name(short: str) -> str:
 def check_positive(problems: list[str], short: str, value: Any, *, integer: bool = False) -> None:
     number = _number(value)
     kind = "an integer >= 1" if integer else "a number > 0"
-    if number is None or (integer and number != int(number)):
+    if number is not None and not math.isfinite(number):
+        problems.append(f"{_name(short)} = {value!r} is not a finite number; use {kind}")
+    elif number is None or (integer and number != int(number)):
         problems.append(f"{_name(short)} = {value!r} is not a number; use {kind}, e.g. {short}=8")
     elif (integer and number < 1) or number <= 0:
         problems.append(f"{_name(short)} = {value!r} is out of range; use {kind}")
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(dotted path, value) of every scalar inside value."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else str(key))
+    elif is_list(value):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def non_finite_problems(cfg: Mapping[str, Any], checked: Collection[str] = ()) -> list[str]:
+    """Every NaN/Inf number left in the config (train and data flags, args, infer, export, ...),
+    named by its key. checked: paths a more specific check has already judged."""
+    problems = []
+    for path, value in _leaves(cfg, ""):
+        if not non_finite(value) or path in checked or path.split(".")[0].split("[")[0] in OWN_CHECKS:
+            continue
+        section, _, key = path.partition(".")
+        if section == "train" and key in DERIVED_FLAGS and non_finite(cfg.get(DERIVED_FLAGS[key])):
+            continue  # ${batch_size} or ${eval_steps}: named once, under the knob
+        problems.append(
+            f"{path} = {value!r} is not a finite number; NaN and Inf are never useful to swift, "
+            "give a finite number"
+        )
+    return problems
+
+
+def _or(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def flag_problem(label: str, command: str, flag: str, names: Collection[str]) -> str | None:
+    """Why `swift COMMAND --flag` would be refused (None: it would not), with the closest flags.
+    argparse also takes an unambiguous prefix (--lora_drop), so swift does too."""
+    if flag in names:
+        return None
+    # memoized: a sweep checks the same typo in every combination (difflib over ~700 names: 4 ms)
+    return _flag_problem(label, command, flag, frozenset(names))
+
+
+@functools.lru_cache(maxsize=256)
+def _flag_problem(label: str, command: str, flag: str, names: frozenset[str]) -> str | None:
+    prefixed = sorted(n for n in names if n.startswith(flag))
+    if len(prefixed) == 1:
+        return None
+    if prefixed:
+        shown = _or([f"--{n}" for n in prefixed[:5]]) + (", ..." if len(prefixed) > 5 else "")
+        return f"{label}: --{flag} is ambiguous for swift {command} (it could be {shown}); write it in full"
+    # suggest the canonical spellings, not the --a-b and --no_x aliases
+    canonical = sorted(n for n in names if "-" not in n and not (n.startswith("no_") and n[3:] in names))
+    close = difflib.get_close_matches(flag, canonical, n=3)
+    hint = f"did you mean {_or([f'--{c}' for c in close])}?" if close else f"see `swift {command} --help`"
+    return f"{label}: swift {command} has no --{flag}; {hint}"
+
+
+def unknown_flag_problems(
+    cfg: Mapping[str, Any], known: Mapping[str, Collection[str]], version: Version | None = None
+) -> list[str]:
+    """The pass-through flags (args, infer.args, export.args) the swift that will run does not have.
+    known: its flag names per command (swiftops.swift_args); a command without names is not checked,
+    nor one told to ignore them (+args.ignore_args_error=true makes swift only warn)."""
+    problems = []
+    for path, command in PASS_THROUGH:
+        section: Any = cfg
+        for part in path.split("."):
+            section = section.get(part) if isinstance(section, Mapping) else None
+        names = known.get(command)
+        ignored = isinstance(section, Mapping) and section.get("ignore_args_error") in (True, "true")
+        if not isinstance(section, Mapping) or not names or ignored:
+            continue
+        for key in section:
+            problem = flag_problem(f"{path}.{key}", command, flag_name(str(key), version), names)
+            if problem:
+                problems.append(problem)
+    return problems
 
 
 def looks_like_local_path(entry: str) -> bool:
@@ -71,20 +168,25 @@ def validate_config(
     cfg: Mapping[str, Any],
     path_exists: Callable[[str], bool] = os.path.exists,
     swift_version: Version | None = None,
+    swift_flags: Mapping[str, Collection[str]] | None = None,
 ) -> list[str]:
     """Every problem of a resolved config (a plain dict), as sentences. Empty = runnable.
-    swift_version: the installed ms-swift's, for what needs a newer one (None: not checked)."""
+    swift_version: the installed ms-swift's, for what needs a newer one (None: not checked).
+    swift_flags: the flag names of that swift per command, for the pass-through args (None: not checked)."""
     problems: list[str] = []
     train = cfg["train"]
+    checked = {"train.learning_rate", "train.num_train_epochs", "data.split_dataset_ratio"}
     check_positive(problems, "lr", train.get("learning_rate"))
     check_positive(problems, "epochs", train.get("num_train_epochs"))
     if train.get("tuner_type", "lora") == "lora":
         check_positive(problems, "lora_rank", train.get("lora_rank"), integer=True)
         check_positive(problems, "lora_alpha", train.get("lora_alpha"))
+        checked |= {"train.lora_rank", "train.lora_alpha"}
     for short in ("batch_size", "grad_accum", "eval_steps", "max_length"):
         value = train.get(SHORT_KEYS[short])
         if value is not None:
             check_positive(problems, short, value, integer=True)
+            checked.add(f"train.{SHORT_KEYS[short]}")
 
     data = cfg["data"]
     datasets = list(data.get("dataset") or [])
@@ -104,6 +206,11 @@ def validate_config(
 
     problems.extend(classify_problems(cfg.get("classify") or {}))
     problems.extend(early_stop_problems(cfg, swift_version))
+    if cfg.get("early_stop") is True:
+        checked.add("early_stop_patience")
+    problems.extend(non_finite_problems(cfg, checked))
+    if swift_flags:
+        problems.extend(unknown_flag_problems(cfg, swift_flags, swift_version))
     from swiftops.watchdog import watchdog_problems
 
     problems.extend(watchdog_problems(cfg.get("watchdog")))
@@ -146,8 +253,8 @@ def classify_problems(settings: Mapping[str, Any]) -> list[str]:
     for key, value in settings.items():
         if key not in valid:
             problems.append(f"classify.{key} is not a threshold of the diagnosis; use one of {sorted(valid)}")
-        elif _number(value) is None or float(value) < 0:
-            problems.append(f"classify.{key} = {value!r}; use a number >= 0")
+        elif _number(value) is None or not math.isfinite(float(value)) or float(value) < 0:
+            problems.append(f"classify.{key} = {value!r}; use a finite number >= 0")
     return problems
 
 

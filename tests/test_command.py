@@ -10,6 +10,7 @@ from swiftops.command import (
     build_sft_argv,
     flag_name,
     flags_to_argv,
+    format_value,
     parse_version,
     run_params,
 )
@@ -267,3 +268,54 @@ def test_early_stop_feeds_ms_swifts_own_flag_only_when_on(composed):
     assert flags["eval_steps"] == flags["save_steps"]  # the best checkpoint exists (see validate)
     # the same flag name in ms-swift 3.8+ as in 4.x
     assert "--early_stop_interval" in build_sft_argv(composed(["early_stop=true"]), "o", version=(3, 8, 0))
+
+
+def test_dicts_go_to_swift_as_compact_json_not_python_repr(composed):
+    cfg = composed(["+args.model_kwargs={a:1,b:[x,{c:true}]}", "+args.generation_config={temperature:0.5}"])
+    flags = argv_to_flags(build_sft_argv(cfg, "o"))
+    assert flags["model_kwargs"] == ['{"a":1,"b":["x",{"c":true}]}']
+    assert flags["generation_config"] == ['{"temperature":0.5}']
+
+
+def test_json_values_from_omegaconf_and_plain_containers_alike():
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create(
+        {"k": {"name": "模型", "n": None}, "l": [{"a": 1}, {"b": [1, 2]}], "s": ["a", "b"]}
+    )
+    for flags in (node, OmegaConf.to_container(node)):
+        assert flags_to_argv(flags) == [
+            "--k",
+            '{"name":"模型","n":null}',  # non-ASCII kept, as swift's own config loader writes it
+            "--l",
+            '[{"a":1},{"b":[1,2]}]',  # a list of dicts: one JSON value, not one repr per item
+            "--s",
+            "a",
+            "b",  # a list of scalars: several values after one flag, as before
+        ]
+    assert format_value({"a": 1}) == '{"a":1}'
+
+
+def test_infer_and_export_pass_through_dicts_as_json(composed):
+    infer = build_infer_argv(
+        composed([]), test_dataset="t", result_path="r", extra={"generation_config": {"top_k": 1}}
+    )
+    assert infer[infer.index("--generation_config") + 1] == '{"top_k":1}'
+    export = build_export_argv(adapters="a", output_dir="o", extra={"quant_kwargs": {"bits": 4}})
+    assert export[export.index("--quant_kwargs") + 1] == '{"bits":4}'
+
+
+def test_the_flag_names_version_comes_from_the_swift_that_will_run(monkeypatch):
+    from swiftops import command, swift_args
+    from swiftops.swift_args import SwiftArgs
+
+    asked = []
+
+    def answer(swift_bin):
+        asked.append(swift_bin)
+        return SwiftArgs("/py", "3.12.6", {})
+
+    monkeypatch.setattr(swift_args, "swift_args_for", answer)
+    assert command.installed_swift_version("/env3/bin/swift") == (3, 12, 6) and asked == ["/env3/bin/swift"]
+    monkeypatch.setattr(swift_args, "swift_args_for", lambda swift_bin: SwiftArgs("/py", error="broken"))
+    assert command.installed_swift_version() == command.own_swift_version()  # the old answer, as a fallback

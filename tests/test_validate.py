@@ -155,3 +155,96 @@ def test_the_watchdog_is_on_by_default_and_its_section_is_valid(composed):
     cfg = composed([])
     assert cfg["watchdog"]["enabled"] is True
     assert problems_for(composed, ["watchdog.enabled=false", "watchdog.every_s=0.5"]) == []
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("lr=nan", ["lr (train.learning_rate)", "nan", "not a finite number", "> 0"]),
+        ("lr=inf", ["lr (train.learning_rate)", "inf", "> 0"]),
+        ("epochs=-inf", ["epochs", "-inf", "> 0"]),
+        ("lora_rank=inf", ["lora_rank", "inf", ">= 1"]),
+        ("lora_alpha=nan", ["lora_alpha", "nan", "> 0"]),
+        ("batch_size=nan", ["batch_size", "nan", ">= 1"]),  # once, though it feeds two flags
+        ("eval_steps=inf", ["eval_steps", "inf", ">= 1"]),  # and save_steps
+        ("max_length=inf", ["max_length", "inf"]),
+        ("data.split_dataset_ratio=nan", ["split_dataset_ratio", "nan", "[0, 1)"]),
+        ("classify.noise_z=inf", ["classify.noise_z", "inf", "finite number >= 0"]),
+        ("classify.overfit_rise=nan", ["classify.overfit_rise", "nan"]),
+        ("+args.weight_decay=nan", ["args.weight_decay", "nan", "finite number"]),
+        ("+args.model_kwargs={a:inf}", ["args.model_kwargs.a", "inf", "finite number"]),
+        ("train.warmup_ratio=-inf", ["train.warmup_ratio", "-inf"]),
+        ("+train.weight_decay=nan", ["train.weight_decay", "nan"]),
+        ("infer.max_new_tokens=inf", ["infer.max_new_tokens", "inf"]),
+        ("+export.args.max_shard_size=nan", ["export.args.max_shard_size", "nan"]),
+        ("watchdog.every_s=inf", ["watchdog.every_s", "inf", "> 0"]),
+    ],
+)
+def test_nan_and_inf_are_refused_by_key_with_what_is_valid(composed, override, names):
+    problems = problems_for(composed, [override])
+    assert len(problems) == 1, problems
+    assert all(n in problems[0] for n in names), problems[0]
+
+
+def test_nan_of_early_stop_patience_is_named_once(composed):
+    (problem,) = problems_for(composed, ["early_stop=true", "early_stop_patience=nan"])
+    assert problem == "early_stop_patience = nan is not a finite number; use an integer >= 1"
+
+
+SFT_FLAGS = {"learning_rate", "learning-rate", "lora_rank", "lora_alpha", "lora_dropout", "lr_scheduler_type"}
+SFT_FLAGS |= {"use_hf", "no_use_hf", "train_type", "warmup_ratio", "warmup_steps"}
+KNOWN = {"sft": SFT_FLAGS, "infer": {"max_batch_size", "max_new_tokens"}, "export": {"merge_lora"}}
+
+
+def flag_problems(composed, overrides, known=KNOWN, version=None):
+    return validate_config(composed(overrides), lambda p: True, swift_version=version, swift_flags=known)
+
+
+def test_an_unknown_flag_is_named_with_its_command_and_the_closest_valid_names(composed):
+    assert flag_problems(composed, ["+args.learnig_rate=1e-4"]) == [
+        "args.learnig_rate: swift sft has no --learnig_rate; did you mean --learning_rate?"
+    ]
+    (infer,) = flag_problems(composed, ["+infer.args.max_batch_sise=4"])
+    assert (
+        infer
+        == "infer.args.max_batch_sise: swift infer has no --max_batch_sise; did you mean --max_batch_size?"
+    )
+    (export,) = flag_problems(composed, ["+export.args.merge_lroa=true"])
+    assert "swift export has no --merge_lroa; did you mean --merge_lora?" in export
+    (far,) = flag_problems(composed, ["+args.no_such_flag=1"])
+    assert far == "args.no_such_flag: swift sft has no --no_such_flag; see `swift sft --help`"
+
+
+def test_suggestions_are_canonical_names_and_list_several(composed):
+    (problem,) = flag_problems(composed, ["+args.lora_rnak=4"])
+    assert "did you mean --lora_rank" in problem
+    (problem,) = flag_problems(composed, ["+args.warmup_ration=0.1"])
+    assert "--warmup_ratio" in problem and "-ratio" not in problem.replace("--warmup_ratio", "")
+
+
+def test_what_swift_accepts_is_not_refused(composed):
+    accepted = [
+        "+args.lora_dropout=0.1",
+        "+args.learning-rate=1e-4",
+        "+args.no_use_hf=true",
+        "+args.lora_drop=0.1",
+    ]
+    assert (
+        flag_problems(composed, accepted) == []
+    )  # aliases and an unambiguous prefix, as argparse takes them
+    (ambiguous,) = flag_problems(composed, ["+args.warmup=0.1"])
+    assert "--warmup is ambiguous for swift sft" in ambiguous and "--warmup_ratio" in ambiguous
+
+
+def test_swiftops_own_flags_and_unread_commands_need_no_check(composed):
+    assert flag_problems(composed, ["stages=[sft,infer]"], known={"sft": {"x"}}) == []  # train/runtime flags
+    assert flag_problems(composed, ["+infer.args.anything=1"], known={"sft": SFT_FLAGS}) == []
+    assert flag_problems(composed, ["+args.anything=1", "+args.ignore_args_error=true"]) == []  # swift warns
+    assert problems_for(composed, ["+args.anything=1"]) == []  # no names: not checked
+
+
+def test_flag_names_follow_the_version_of_the_swift_that_will_run(composed):
+    # tuner_type goes to a 3.x swift as --train_type, which it has
+    assert flag_problems(composed, ["+args.tuner_type=full"], version=(3, 12, 6)) == []
+    (problem,) = flag_problems(composed, ["+args.tuner_type=full"], version=(4, 6, 0))
+    assert "swift sft has no --tuner_type" in problem

@@ -1,0 +1,285 @@
+"""The flags of the swift that will run: read in its own Python, cached, never stale; without
+swift (a fake interpreter prints the answer), and once against the real ms-swift."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swiftops import swift_args
+from swiftops.command import installed_swift_version
+from swiftops.prepare import check_job
+from swiftops.swift_args import (
+    MARKER,
+    SwiftArgs,
+    cache_path,
+    interpreter_of,
+    load_swift_args,
+    metadata_version,
+    parse_probe_output,
+    parse_shebang,
+    swift_args_for,
+)
+
+SFT = ["model", "learning_rate", "learning-rate", "lora_rank", "lora_dropout", "use_hf", "no_use_hf"]
+INFER = ["adapters", "max_batch_size", "max_new_tokens", "temperature", "result_path"]
+EXPORT = ["adapters", "merge_lora", "output_dir", "exist_ok", "safe_serialization"]
+
+
+def executable(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+class FakeSwift:
+    """A `swift` script whose shebang names a fake Python: a shell script that counts its calls
+    and prints a canned probe answer, for an ms-swift 'installed' at a dist-info folder of ours."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.dist_info = root / "site-packages" / "ms_swift-4.6.0.dist-info"
+        self.answer_file = root / "answer.txt"
+        self.calls = root / "calls.txt"
+        self.python = executable(
+            root / "env" / "bin" / "python3",
+            f"#!/bin/sh\necho call >> '{self.calls}'\necho '[INFO:swift] noise'\ncat '{self.answer_file}'\n",
+        )
+        self.swift = executable(root / "env" / "bin" / "swift", f"#!{self.python}\nimport swift\n")
+        self.install("4.6.0")
+
+    def install(self, version: str, **answer) -> None:
+        self.dist_info.mkdir(parents=True, exist_ok=True)
+        (self.dist_info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: ms_swift\nVersion: {version}\n\n"
+        )
+        body = {
+            "version": version,
+            "dist_info": str(self.dist_info),
+            "sft": SFT,
+            "infer": INFER,
+            "export": EXPORT,
+        }
+        body.update(answer)
+        self.answer_file.write_text(MARKER + json.dumps(body) + "\n")
+
+    @property
+    def probes(self) -> int:
+        return len(self.calls.read_text().splitlines()) if self.calls.exists() else 0
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SWIFTOPS_CACHE", str(folder))
+    swift_args.forget()
+    yield folder
+    swift_args.forget()
+
+
+@pytest.fixture
+def fake(tmp_path) -> FakeSwift:
+    return FakeSwift(tmp_path / "fake")
+
+
+@pytest.mark.parametrize(
+    ("head", "program"),
+    [
+        ("#!/venv/bin/python3\nimport x\n", "/venv/bin/python3"),
+        ("#!/venv/bin/python3.11 -E\n", "/venv/bin/python3.11"),
+        ("#!/bin/sh\n'''exec' \"/a long/path/python\" \"$0\" \"$@\"\n' '''\n", "/a long/path/python"),
+        ("#!/bin/sh\necho hi\n", None),
+        ("import sys\n", None),
+        ("", None),
+    ],
+)
+def test_the_shebang_names_swifts_interpreter(head, program):
+    assert parse_shebang(head) == program
+
+
+def test_env_shebangs_are_looked_up_on_path():
+    assert parse_shebang("#!/usr/bin/env python3\n") == shutil.which("python3")
+    assert parse_shebang("#!/usr/bin/env -S PYTHONUTF8=1 python3 -u\n") == shutil.which("python3")
+
+
+def test_a_script_that_names_no_python_runs_with_ours(tmp_path, fake):
+    assert interpreter_of(str(fake.swift)) == str(fake.python)  # not resolved: a venv's python is a link
+    shell = executable(tmp_path / "sh_swift", "#!/bin/sh\nexec true\n")
+    assert interpreter_of(str(shell)) == sys.executable
+    assert interpreter_of(str(tmp_path / "absent")) == sys.executable
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\x7fELF\x00\x01")
+    assert interpreter_of(str(binary)) == sys.executable
+
+
+def test_the_probe_answer_is_read_past_swifts_own_output():
+    answer = {"version": "4.6.0", "dist_info": "/d", "sft": ["a"], "infer": ["b"], "export": ["c"]}
+    text = "[INFO:swift] Successfully registered ...\n" + MARKER + json.dumps(answer) + "\n"
+    parsed = parse_probe_output("/py", text)
+    assert parsed == SwiftArgs("/py", "4.6.0", {"sft": {"a"}, "infer": {"b"}, "export": {"c"}}, "/d")
+    assert parsed.parsed_version == (4, 6, 0)
+
+
+def test_a_broken_swift_answers_with_its_error():
+    broken = parse_probe_output("/py", MARKER + json.dumps({"version": "4.6.0", "error": "ImportError: x"}))
+    assert broken.error == "ImportError: x" and broken.names == {} and broken.version == "4.6.0"
+    silent = parse_probe_output("/py", "", "Traceback ...\nSyntaxError: bad", returncode=1)
+    assert silent.version is None and "exit 1" in silent.error and "SyntaxError" in silent.error
+
+
+def test_first_check_probes_then_the_cache_answers_without_a_subprocess(cache, fake):
+    first = load_swift_args(str(fake.python))
+    assert first.version == "4.6.0" and not first.cached and first.error is None
+    assert "learning_rate" in first.names["sft"] and fake.probes == 1
+    assert cache_path(str(fake.python)).is_file()
+    started = time.perf_counter()
+    second = load_swift_args(str(fake.python))
+    elapsed = time.perf_counter() - started
+    assert second.cached and second.names == first.names and fake.probes == 1
+    assert elapsed < 0.05, elapsed
+
+
+def test_an_upgrade_makes_the_cache_stale(cache, fake):
+    load_swift_args(str(fake.python))
+    fake.install("4.7.0", sft=[*SFT, "new_flag"])  # same dist-info folder, new METADATA
+    upgraded = load_swift_args(str(fake.python))
+    assert upgraded.version == "4.7.0" and "new_flag" in upgraded.names["sft"] and fake.probes == 2
+    # pip removes the old dist-info folder: the cache can't vouch for itself and is read again
+    (fake.dist_info / "METADATA").unlink()
+    fake.dist_info.rmdir()
+    newer = fake.root / "site-packages" / "ms_swift-4.8.0.dist-info"
+    fake.dist_info = newer
+    fake.install("4.8.0")
+    assert load_swift_args(str(fake.python)).version == "4.8.0" and fake.probes == 3
+    assert load_swift_args(str(fake.python)).cached and fake.probes == 3
+
+
+def test_the_cache_is_per_interpreter(cache, fake, tmp_path):
+    load_swift_args(str(fake.python))
+    other = FakeSwift(tmp_path / "other")
+    assert cache_path(str(other.python)) != cache_path(str(fake.python))
+    assert not load_swift_args(str(other.python)).cached and other.probes == 1
+
+
+def test_a_failed_probe_is_not_cached_and_warned_about_once(cache, fake, caplog):
+    fake.answer_file.write_text("Traceback (most recent call last):\nImportError: libtorch.so\n")
+    assert load_swift_args(str(fake.python)).error and fake.probes == 1
+    assert not cache_path(str(fake.python)).exists()
+    with caplog.at_level("WARNING", logger="swiftops"):
+        for _ in range(3):
+            answer = swift_args_for(str(fake.swift))
+    assert answer.names == {} and fake.probes == 2  # memoized: a sweep's checks probe once
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(fake.swift) in warnings[0] and "not checked" in warnings[0]
+
+
+def test_metadata_version_reads_the_header_only(tmp_path):
+    (tmp_path / "METADATA").write_text("Name: ms_swift\nVersion: 3.12.6\n\nVersion: 9 (in the description)\n")
+    assert metadata_version(str(tmp_path)) == "3.12.6"
+    assert metadata_version(str(tmp_path / "gone")) is None and metadata_version(None) is None
+
+
+def test_the_version_that_picks_flag_names_is_the_running_swifts(cache, fake, monkeypatch):
+    fake.install("3.12.6")
+    assert installed_swift_version(str(fake.swift)) == (3, 12, 6)
+    # no swift at all: the old answer, the ms-swift beside the orchestrator
+    monkeypatch.setattr(swift_args, "swift_args_for", lambda swift_bin: None)
+    from swiftops.command import own_swift_version
+
+    assert installed_swift_version("nope") == own_swift_version()
+
+
+def test_check_job_refuses_unknown_flags_of_the_swift_that_will_run(cache, fake, composed):
+    cfg = composed([f"swift_bin={fake.swift}", "+args.learnig_rate=1e-4", "+export.args.merge_lroa=true"])
+    problems = check_job(cfg, swift_found=True)
+    assert problems == [
+        "args.learnig_rate: swift sft has no --learnig_rate; did you mean --learning_rate?",
+        "export.args.merge_lroa: swift export has no --merge_lroa; did you mean --merge_lora?",
+    ]
+    # a 3.x swift gets --train_type for tuner_type: the pass-through is checked under that name
+    fake.install("3.12.6", sft=[*SFT, "train_type"])
+    swift_args.forget()
+    assert check_job(composed([f"swift_bin={fake.swift}", "+args.tuner_type=full"]), swift_found=True) == []
+
+
+def test_a_broken_swift_skips_the_name_check_but_not_the_run(cache, fake, composed):
+    fake.answer_file.write_text("nothing\n")
+    assert check_job(composed([f"swift_bin={fake.swift}", "+args.anything=1"]), swift_found=True) == []
+
+
+@pytest.mark.integration
+def test_real_swift_refuses_a_typo_at_once_and_the_cli_exits_2_before_swift_starts(tmp_path, monkeypatch):
+    from swiftops.validate import find_swift
+
+    swift_bin = find_swift(None)
+    if not swift_bin:
+        pytest.skip("ms-swift is not installed")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SWIFTOPS_CACHE", str(cache))
+    interpreter = interpreter_of(swift_bin)
+    first = load_swift_args(interpreter)
+    assert first.error is None, first.error
+    assert {"learning_rate", "tuner_type", "lora_rank"} <= first.names["sft"]
+    assert {"max_batch_size", "result_path"} <= first.names["infer"] and "merge_lora" in first.names["export"]
+    started = time.perf_counter()
+    second = load_swift_args(interpreter)
+    elapsed = time.perf_counter() - started
+    assert second.cached and elapsed < 0.1, elapsed
+
+    env = {**os.environ, "SWIFTOPS_CACHE": str(cache)}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "swiftops", "+args.no_such_flag=1", "+args.learnig_rate=1e-4"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "args.no_such_flag: swift sft has no --no_such_flag" in done.stderr
+    assert "did you mean --learning_rate?" in done.stderr
+    assert not list(tmp_path.rglob("swift.log")) and not list(tmp_path.rglob("run.json"))
+    assert time.perf_counter() - started < 30  # no swift start-up, no tiny build
+
+
+@pytest.mark.sweep
+def test_a_sweep_with_an_unknown_flag_stops_before_any_job(
+    hydra_sweep_runner, tmp_path, cache, fake, stand_in_files, capsys
+):
+    from swiftops.__main__ import run_task
+    from swiftops.configs import register
+    from swiftops.paths import conf_dir
+    from swiftops.record import find_records
+
+    model, data = stand_in_files
+    sweep_dir = tmp_path / "sweep"
+    overrides = [f"model.id={model}", f"data.dataset=[{data}]", "progress=false", "report.enabled=false"]
+    overrides += [f"swift_bin={fake.swift}", "lr=1e-4,1e-3", "+args.lora_dropuot=0.1", "+args.x={a:nan}"]
+    register()
+    runner = hydra_sweep_runner(
+        calling_file=__file__,
+        calling_module=None,
+        task_function=run_task,
+        config_path=str(conf_dir()),
+        config_name="config",
+        overrides=overrides,
+        temp_dir=str(sweep_dir),
+    )
+    with pytest.raises(SystemExit) as stop, runner:
+        pass
+    assert stop.value.code == 2
+    message = capsys.readouterr().err
+    assert "args.lora_dropuot: swift sft has no --lora_dropuot; did you mean --lora_dropout?" in message
+    assert message.count("lora_dropuot") == 2  # once, though every combination has it
+    assert "args.x.a = nan is not a finite number" in message
+    assert not find_records(sweep_dir) and fake.probes == 1
