@@ -131,9 +131,12 @@ def read_run_dir(run_dir: Path) -> Curves:
     elif TRAIN_LOSS in scalars and log.last_train_step is not None:
         tb_last = int(scalars[TRAIN_LOSS].steps[-1])
         if log.last_train_step > tb_last:
+            # cut or corrupt event files (a killed run, a bad record): the log has the rest
+            full = _read_logs(chain, full=True)
+            scalars = _extend_after(scalars, full.scalars)
             warnings.append(
-                f"the event files stop at step {tb_last} but {JSONL_NAME} goes on to step "
-                f"{log.last_train_step}: the event files may be cut short"
+                f"the event files stop at step {tb_last} but {log.name} goes on to step "
+                f"{log.last_train_step}: the steps after {tb_last} are read from {log.name}"
             )
 
     state_path = trainer_state_path(run_dir)
@@ -164,6 +167,22 @@ def read_run_dir(run_dir: Path) -> Curves:
         warnings=warnings,
         max_steps=max_steps or None,
     )
+
+
+def _extend_after(scalars: dict[str, Series], more: dict[str, Series]) -> dict[str, Series]:
+    """Each series of scalars continued with the points of `more` after its own last step."""
+    out = dict(scalars)
+    for tag, extra in more.items():
+        have = out.get(tag)
+        if have is None or not len(have):
+            out[tag] = extra
+            continue
+        later = extra.steps > have.steps[-1]
+        out[tag] = Series(
+            np.concatenate([have.steps, extra.steps[later]]),
+            np.concatenate([have.values, extra.values[later]]),
+        )
+    return out
 
 
 def read_live_curves(run_dir: str | os.PathLike) -> Curves:
@@ -316,6 +335,10 @@ def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
         for key, value in entry.items():
             if key in _NOT_SCALARS or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
+            try:
+                number = float(value)
+            except OverflowError:  # an integer of hundreds of digits: a corrupt line, no point
+                continue
             key = _RENAMED.get(key, key)
             if key.startswith("eval_"):
                 tag = "eval/" + key[5:]
@@ -325,7 +348,7 @@ def _collect(entries: list[tuple[int, dict]]) -> dict[str, Series]:
                 tag = "train/" + key
             steps, values = points.setdefault(tag, ([], []))
             steps.append(step)
-            values.append(float(value))
+            values.append(number)
     return {tag: series_from_points(s, v) for tag, (s, v) in points.items()}
 
 

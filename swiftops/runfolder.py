@@ -168,13 +168,13 @@ def checkpoints(run_dir: Path | None) -> list[Path]:
 def relocate(recorded: str | None, run_dir: Path | None) -> Path | None:
     """A checkpoint path as recorded, or the folder of the same name in run_dir when the run
     was moved or copied since (swift records absolute paths); None when neither exists."""
-    if not recorded:
-        return None
+    if not isinstance(recorded, str) or not recorded:
+        return None  # a log line holding a number, a list, ... where a path belongs
     path = Path(recorded)
-    if path.is_dir():
-        return path
-    if run_dir is not None and (run_dir / path.name).is_dir():
-        return run_dir / path.name
+    for candidate in (path, run_dir / path.name if run_dir is not None else None):
+        with contextlib.suppress(OSError, ValueError):  # a name too long, a NUL byte
+            if candidate is not None and candidate.is_dir():
+                return candidate
     return None
 
 
@@ -212,10 +212,10 @@ def best_checkpoint(run_dir: Path | None) -> Path | None:
 def recorded_checkpoint(recorded: str | None, run_dir: Path) -> str | None:
     """A checkpoint path as the logs name it, moved into run_dir when the run folder was moved
     since; as logged when it exists nowhere (the curves still say what swift wrote)."""
-    if not recorded:
+    if not isinstance(recorded, str) or not recorded:
         return None
     here = relocate(recorded, run_dir)
-    return str(here) if here else str(recorded)
+    return str(here) if here else recorded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +286,9 @@ def read_lines(path: Path, *, live: bool = False, tail_bytes: int | None = None)
 
 class LineFollower:
     """The new whole lines of a growing log, read from where the last call stopped (a live run's
-    logging.jsonl: the progress line and the watchdog read only what was appended)."""
+    logging.jsonl: the progress line reads only what was appended)."""
+
+    MAX_READ = 4 * 1024 * 1024  # bytes read per call; a longer stretch without a line end is skipped
 
     def __init__(self, path: Path):
         self.path, self.offset = path, 0
@@ -295,14 +297,29 @@ class LineFollower:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
-                chunk = f.read()
+                chunk = f.read(self.MAX_READ)
         except OSError:
             return []
         end = chunk.rfind(b"\n")
         if end < 0:
+            if len(chunk) == self.MAX_READ:  # no line end in sight: garbage, not a line being written
+                self.offset += len(chunk)
             return []
         self.offset += end + 1  # a half-written last line is read next time
         return parse_lines(chunk[: end + 1], self.path.name, live=True).rows
+
+
+MAX_STEP = 2**53  # a larger "step" is a corrupt line, not a run (steps are int64, losses float64)
+
+
+def _step_number(value: Any) -> int | None:
+    """A step count as logged: an int, or ASCII digits ("12"); None for anything else."""
+    if isinstance(value, str):
+        value = value.strip()
+        value = int(value) if value.isascii() and value.isdigit() and len(value) < 17 else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_STEP:
+        return value
+    return None
 
 
 def step_of(row: dict[str, Any]) -> int | None:
@@ -310,23 +327,20 @@ def step_of(row: dict[str, Any]) -> int | None:
     LLaMA-Factory's current_steps, or HF's step / global_step."""
     progress = row.get("global_step/max_steps")
     if isinstance(progress, str):
-        done = progress.partition("/")[0].strip()
-        return int(done) if done.isdigit() else None
+        return _step_number(progress.partition("/")[0])
     for key in ("current_steps", "step", "global_step"):
-        value = row.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if key in row:
+            return _step_number(row[key])
     return None
 
 
 def planned_steps(row: dict[str, Any]) -> int | None:
     """The run's planned number of steps, when the line says ("12/300" -> 300)."""
     progress = row.get("global_step/max_steps")
-    if isinstance(progress, str) and "/" in progress:
-        planned = progress.partition("/")[2].strip()
-        return int(planned) if planned.isdigit() and int(planned) > 0 else None
-    total = row.get("total_steps")
-    return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
+    planned = progress.partition("/")[2] if isinstance(progress, str) and "/" in progress else None
+    planned = planned if planned is not None else row.get("total_steps")
+    steps = _step_number(planned)
+    return steps if steps else None
 
 
 def is_summary(row: dict[str, Any]) -> bool:

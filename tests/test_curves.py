@@ -250,7 +250,10 @@ def test_jsonl_gives_checkpoints_and_cross_checks_the_event_files(tmp_path):
 
     curves = read_curves(run)
 
-    assert curves.source == "tensorboard" and len(curves.train_loss) == 10
+    assert curves.source == "tensorboard"
+    # the event files' 10 points, then the log's steps 11 and 12 (event files cut short)
+    assert list(curves.train_loss.steps) == steps_of(12)
+    assert np.allclose(curves.train_loss.values, f32([2.0 - s / 10 for s in steps_of(10)] + [1.0, 1.0]))
     assert curves.best_checkpoint == str(best) and curves.last_checkpoint == str(last)
     assert curves.max_steps == 12
     assert any("stop at step 10" in w and "step 12" in w for w in curves.warnings)
