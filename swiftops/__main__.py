@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import shlex
+import signal
+import sys
 from pathlib import Path
 
 import hydra
@@ -15,14 +17,17 @@ from omegaconf import DictConfig
 from swiftops.configs import job_config, register
 from swiftops.paths import conf_dir
 from swiftops.record import FAILED, INTERRUPTED
+from swiftops.runner import handle_stop_signals, stop_requested
 from swiftops.validate import ConfigError, find_swift, refuse
 
 log = logging.getLogger("swiftops")
 
-# set once Ctrl-C stopped a job: the sweep's remaining jobs are recorded, not started
+# set once a stop signal (Ctrl-C, SIGTERM, SIGHUP) stopped a job: the sweep's remaining jobs are
+# recorded, not started (stop_requested() says so for a signal that came between jobs)
 _sweep_interrupted = False
-# the status of a single run (no -m), for the process's exit status
+# the status of a single run (no -m), for the process's exit status, and why it failed
 _single_status: str | None = None
+_single_why: str | None = None
 
 
 def context_from_hydra(swift_bin: str, progress: bool, autotune: dict | None = None):
@@ -47,7 +52,7 @@ def context_from_hydra(swift_bin: str, progress: bool, autotune: dict | None = N
 def run_task(cfg: DictConfig) -> str:
     """One job: validate, build, launch, record. Returns the job's status; never raises for
     a failing swift (Hydra would then skip the end-of-sweep table)."""
-    global _sweep_interrupted, _single_status
+    global _sweep_interrupted, _single_status, _single_why
     from swiftops.job import run_job, skipped_record
     from swiftops.prepare import check_job, prepare_job
     from swiftops.stages import CheckpointError
@@ -67,8 +72,8 @@ def run_task(cfg: DictConfig) -> str:
         print_commands(plain, ctx)
         return "dry_run"
 
-    if _sweep_interrupted:
-        return skipped_record(plain, ctx, "not started: the sweep was interrupted").status
+    if _sweep_interrupted or stop_requested():  # a stop signal came between jobs: record, don't start
+        return skipped_record(plain, ctx, not_started_reason()).status
 
     try:
         plain = prepare_job(plain, ctx.job_dir)
@@ -86,8 +91,19 @@ def run_task(cfg: DictConfig) -> str:
     if record.status == INTERRUPTED:
         _sweep_interrupted = True
     if ctx.sweep_dir is None:
-        _single_status = record.status
+        _single_status, _single_why = record.status, failure_sentence(record)
     return record.status
+
+
+def failure_sentence(record) -> str | None:
+    """A failed single run's last word: swift's own error line and where the whole log is."""
+    from swiftops.summary import why_line
+
+    why = why_line(record) if record.status == FAILED else None
+    if why is None:
+        return None
+    where = f" (its log: {record.log_path})" if record.log_path else ""
+    return f"swiftops: the run failed: {why}{where}"
 
 
 def print_commands(plain: dict, ctx) -> None:
@@ -107,7 +123,10 @@ def record_failure(plain: dict, ctx, error: str) -> str:
 
     record = new_record(plain, ctx)
     record.status, record.error = FAILED, error
-    write_record(record)
+    try:
+        write_record(record)
+    except OSError as exc:  # a full disk or a folder gone: the log keeps the reason
+        log.error("could not write the record of %s (%s): %s", ctx.job_dir, exc, error)
     return FAILED
 
 
@@ -116,11 +135,26 @@ def hydra_main(cfg: DictConfig) -> str:
     return run_task(cfg)
 
 
+def not_started_reason() -> str:
+    signal_name = stop_requested()
+    return "not started: the sweep was interrupted" + (f" ({signal_name})" if signal_name else "")
+
+
 def main() -> None:
     register()
-    hydra_main()
+    # SIGINT, SIGTERM and SIGHUP for the app's whole life: a running swift is stopped and
+    # recorded, the jobs after it are recorded as not started, the table and report still written
+    with handle_stop_signals() as stops:
+        try:
+            hydra_main()
+        except KeyboardInterrupt:  # the third signal while no swift ran: quit at once
+            raise SystemExit(128 + signal.Signals[stops.first or "SIGINT"]) from None
+    if stops.first:  # as a shell reports a process stopped by that signal: 130, 143, 129
+        raise SystemExit(128 + signal.Signals[stops.first])
     # a single run that failed exits non-zero, so scripts can tell; in a sweep, failed runs
     # are results (the table and report show them) and the sweep itself succeeded
+    if _single_why:  # after the table: the last line a person sees says why
+        print(_single_why, file=sys.stderr, flush=True)
     if _single_status in (FAILED, INTERRUPTED):
         raise SystemExit(1 if _single_status == FAILED else 130)
 

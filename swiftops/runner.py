@@ -3,28 +3,34 @@
 swift runs in its own process group and session, never through a shell, with its output in a
 log file; the orchestrator only polls the run's logging.jsonl, for a progress line and for the
 watchdog (swiftops.watchdog), which stops the whole process group of a run that has already
-failed. A failing swift never raises out of here: it becomes a `failed` record. Ctrl-C (or
-SIGTERM) stops the whole process group and becomes an `interrupted` record.
+failed. A failing swift never raises out of here: it becomes a `failed` record.
+
+Stop signals (SIGINT = Ctrl-C, SIGTERM, SIGHUP = the terminal closed) are only noted by their
+handler; the wait loop then stops swift's whole process group (SIGINT, grace, SIGTERM, grace,
+SIGKILL; each further signal moves on to the next step at once), waits until the group is empty
+and returns an `interrupted` Outcome naming the signal. On Linux swift is started through a tiny
+supervisor that stops the group when the orchestrator itself dies (kill -9, the OOM killer).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunRecord, write_record
+from swiftops.record import COMPLETED, FAILED, INTERRUPTED
+from swiftops.runfolder import LineFollower, live_log
 
 logger = logging.getLogger("swiftops")
 
@@ -32,7 +38,20 @@ LOG_TAIL_LINES = 40
 POLL_SECONDS = 0.25
 # how long swift gets to stop after SIGINT, then after SIGTERM, before SIGKILL
 STOP_GRACE_SECONDS = (5.0, 5.0)
+KILL_WAIT_SECONDS = 5.0  # after SIGKILL: what is left then (a process stuck in the kernel) is only reported
+LEFTOVER_GRACE_SECONDS = 5.0  # processes left in the group after swift's leader exited on its own
+GROUP_POLL_SECONDS = 0.05
 STOPPED_BY_WATCHDOG = "watchdog"  # Outcome.stopped_by and run.json's stopped_by
+# Ctrl-C, a scheduler's or `kill`'s stop, a closed terminal or ssh session (no SIGHUP on Windows)
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+STOP_CAUSES = {
+    "SIGINT": "Ctrl-C (SIGINT)",
+    "SIGTERM": "SIGTERM (a scheduler's or kill's stop)",
+    "SIGHUP": "SIGHUP (the terminal or ssh session closed)",
+}
+# the app's handlers: this many stop signals while no swift runs stop the app at once
+QUIT_AFTER_SIGNALS = 3
+SUPERVISE_ENV = "SWIFTOPS_SUPERVISE"  # "0": start swift directly, without the parent-death supervisor
 
 
 @dataclass
@@ -45,6 +64,7 @@ class Outcome:
     duration_s: float
     stopped_by: str | None = None  # "watchdog": stopped because the run had already failed
     decision: Any = None  # what the watchdog decided (its failed Diagnosis)
+    stop_signal: str | None = None  # "SIGINT" | "SIGTERM" | "SIGHUP": the signal that interrupted it
 
 
 class RunWatchdog(Protocol):
@@ -80,76 +100,308 @@ def log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(cleaned[-lines:])
 
 
-def newest_run_dir(output_dir: Path) -> Path | None:
-    """The vN-timestamp folder swift wrote last into output_dir (highest N)."""
-
-    def version(p: Path) -> int:
-        head = p.name.split("-", 1)[0][1:]
-        return int(head) if head.isdigit() else -1
-
-    runs = [p for p in output_dir.glob("v*-*") if p.is_dir() and version(p) >= 0]
-    return max(runs, key=version) if runs else None
+# ---------------------------------------------------------------- stop signals
 
 
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """SIGINT, then SIGTERM, then SIGKILL to the child's whole process group, so the
-    second Python that `swift` starts (and any torchrun workers) go too."""
-    for sig, grace in ((signal.SIGINT, STOP_GRACE_SECONDS[0]), (signal.SIGTERM, STOP_GRACE_SECONDS[1])):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=grace)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers whose parent already exited
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
+@dataclass
+class StopRequests:
+    """The stop signals received, as their handler counts them. The handler only takes note (and
+    no I/O of Python's): code that polls this decides, so a signal can't land in the middle of
+    writing a record."""
+
+    first: str | None = None  # the name of the first one
+    count: int = 0
+    swift_running: bool = False
+    outside_swift: int = 0  # received while no swift ran
+    quit_after: int | None = None  # the app's: this many outside swift raise KeyboardInterrupt
+
+    def handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        self.first = self.first or name
+        self.count += 1
+        if name == "SIGHUP":
+            detach_from_terminal()
+        if self.swift_running or self.quit_after is None:
+            return  # run_swift's loop sees the count within POLL_SECONDS
+        self.outside_swift += 1
+        if self.outside_swift >= self.quit_after:
+            raise KeyboardInterrupt
+        left = self.quit_after - self.outside_swift
+        say(f"swiftops: {name}: stopping; the jobs not started are recorded as such ({left} more: quit now)")
+
+
+def say(text: str) -> None:
+    """A line on stderr straight to the file descriptor, safe inside a signal handler (print could
+    re-enter the buffer the interrupted code was writing)."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"\n{text}\n".encode(errors="replace"))
+
+
+def detach_from_terminal() -> None:
+    """After SIGHUP the terminal may be gone: writes to it fail (EIO, or EPIPE behind a pipe).
+    stdout and stderr that aren't plain files are pointed at /dev/null, so the job's own writes,
+    its log lines and the table still succeed (run.json, swift.log and the report hold it all)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.dup2(null, fd)
+    os.close(null)
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM (a scheduler's stop) like Ctrl-C while swift runs."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
+def _handlers(stops: StopRequests) -> Iterator[bool]:
+    """stops.handle for every stop signal, the previous handlers back afterwards. Yields False
+    (and installs nothing) outside the main thread, where Python can't set handlers."""
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, stops.handle)
+    except ValueError:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        yield False
         return
     try:
-        yield
+        yield True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+_app_stops: StopRequests | None = None  # set while handle_stop_signals() is active
+
+
+@contextlib.contextmanager
+def handle_stop_signals(quit_after: int | None = QUIT_AFTER_SIGNALS) -> Iterator[StopRequests]:
+    """For an app's lifetime: SIGINT, SIGTERM and SIGHUP become stop requests. While swift runs,
+    run_swift stops it; at any other time (between jobs, during a diagnosis) nothing is cut off
+    halfway: stop_requested() tells the app to record its remaining jobs as not started. The
+    quit_after-th signal received while no swift runs raises KeyboardInterrupt (a way out of a hang)."""
+    global _app_stops
+    stops = StopRequests(quit_after=quit_after)
+    with _handlers(stops) as installed:
+        if installed:
+            _app_stops = stops
+        try:
+            yield stops
+        finally:
+            if installed:
+                _app_stops = None
+
+
+def stop_requested() -> str | None:
+    """The name of the first stop signal the app received (handle_stop_signals), else None."""
+    return _app_stops.first if _app_stops is not None else None
+
+
+@contextlib.contextmanager
+def _stops_while_swift_runs() -> Iterator[StopRequests]:
+    """The app's stop requests, or (used on its own: tests, notebooks) handlers of this call's."""
+    stops = _app_stops
+    if stops is None:
+        stops = StopRequests(swift_running=True)
+        with _handlers(stops):
+            yield stops
+        return
+    stops.swift_running = True
+    try:
+        yield stops
+    finally:
+        stops.swift_running = False
+
+
+# ---------------------------------------------------------------- process groups
+
+
+def group_gone(proc: subprocess.Popen) -> bool:
+    """Whether swift's process group is empty. The leader is reaped first (a zombie still counts),
+    then any process of the group that died and was handed to us (we run as PID 1 or a subreaper)."""
+    proc.poll()
+    if proc.returncode is not None:  # only now: reaping the leader here would lose its exit code
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-proc.pid, os.WNOHANG)[0]:
+                pass
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a member we may not signal is still a member
+        return False
+    return False
+
+
+def wait_group_gone(
+    proc: subprocess.Popen, timeout: float, cut_short: Callable[[], bool] | None = None
+) -> bool:
+    """Wait up to timeout for swift's process group to empty; False when time ran out or
+    cut_short() said stop waiting."""
+    deadline = time.monotonic() + timeout
+    while not group_gone(proc):
+        if time.monotonic() >= deadline or (cut_short is not None and cut_short()):
+            return False
+        time.sleep(GROUP_POLL_SECONDS)
+    return True
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def stop_process_group(proc: subprocess.Popen, stops: StopRequests | None = None, counted: int = 0) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL to the child's whole process group (the second Python
+    that `swift` starts, torchrun workers), each step only when the group outlived the grace of
+    the one before, so nothing is killed that would have ended on its own. A stop signal beyond
+    the `counted` ones that `stops` holds ends the current grace at once. Returns once the
+    group is empty (or, stuck after SIGKILL, with a warning)."""
+
+    def more_signals() -> bool:
+        return stops is not None and stops.count > counted
+
+    for sig, grace in zip((signal.SIGINT, signal.SIGTERM), STOP_GRACE_SECONDS, strict=True):
+        signal_group(proc, sig)
+        if wait_group_gone(proc, grace, more_signals):
+            return
+        if more_signals():
+            counted = stops.count
+            logger.warning("another stop signal: swift gets no more time, next step at once")
+    signal_group(proc, signal.SIGKILL)
+    if not wait_group_gone(proc, KILL_WAIT_SECONDS):
+        logger.warning("swift's process group %d outlived SIGKILL by %.0f s", proc.pid, KILL_WAIT_SECONDS)
+
+
+# The parent of swift on Linux: `python -I -S -c SUPERVISOR <orchestrator pid> <grace> <grace> argv...`.
+# swift runs in its own session (so Ctrl-C in the terminal reaches only the orchestrator), hence
+# nothing stops it when the orchestrator dies (kill -9, the OOM killer). This asks the kernel for
+# SIGUSR1 when its parent dies, then stops its own process group as the orchestrator would;
+# otherwise it waits for swift and ends as swift ended. It handles the group's stop signals with a
+# no-op (a handler, unlike SIG_IGN, is not inherited by swift).
+SUPERVISOR = r"""# swiftops: stop the process group when the orchestrator dies
+import ctypes, os, signal, sys, time
+parent, graces, argv = int(sys.argv[1]), (float(sys.argv[2]), float(sys.argv[3])), sys.argv[4:]
+child = None
+class ParentDied(Exception):
+    pass
+def on_parent_death(signum, frame):
+    if child is not None and os.getppid() != parent:  # (a thread of the parent that ended sends it too)
+        raise ParentDied
+def ended(block):
+    try:
+        pid, status = os.waitpid(child, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return 0
+    return os.waitstatus_to_exitcode(status) if pid else None
+signal.signal(signal.SIGUSR1, on_parent_death)
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, lambda signum, frame: None)
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGUSR1, 0, 0, 0)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != parent:  # the orchestrator died before it could be watched
+    sys.exit(1)
+errors_r, errors_w = os.pipe()  # closed on exec: the child writes why exec failed
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(errors_w, str(exc).encode())
+    os._exit(127)
+child = pid
+os.close(errors_w)
+try:
+    error = os.read(errors_r, 4096)
+    if error:
+        ended(True)
+        print(f"swiftops: could not start {argv[0]}: {error.decode()}", file=sys.stderr, flush=True)
+        sys.exit(127)
+    if os.getppid() != parent:
+        raise ParentDied
+    code = ended(True)
+except ParentDied:
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    for sig, grace in zip((signal.SIGINT, signal.SIGTERM), graces):
+        os.killpg(0, sig)
+        deadline = time.monotonic() + grace
+        while ended(False) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    os.killpg(0, signal.SIGKILL)  # what is left, this supervisor included
+if code < 0:  # swift died of a signal: die of the same one, so the orchestrator sees what swift saw
+    try:
+        signal.signal(-code, signal.SIG_DFL)
+    except (OSError, ValueError):  # SIGKILL's can't be set (nor need it be)
+        pass
+    os.kill(os.getpid(), -code)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def supervised() -> bool:
+    """Whether swift starts under SUPERVISOR: on Linux (prctl), unless SWIFTOPS_SUPERVISE=0."""
+    return sys.platform.startswith("linux") and bool(sys.executable) and os.environ.get(SUPERVISE_ENV) != "0"
+
+
+def launch_command(argv: Sequence[str]) -> list[str]:
+    """The command that starts swift: argv itself, or argv under the parent-death supervisor."""
+    if not supervised():
+        return list(argv)
+    graces = [str(g) for g in STOP_GRACE_SECONDS]
+    return [sys.executable, "-I", "-S", "-c", SUPERVISOR, str(os.getpid()), *graces, *argv]
 
 
 class Progress:
     """One short live line per job: step/max_steps, loss, eval loss, ETA — read from the
     newest logging.jsonl under output_dir. Redrawn in place on a terminal, printed at most
-    every few seconds otherwise."""
+    every few seconds otherwise. It only displays: poll and close never raise; the first
+    failure (a broken stream, a bug) is logged and the line stays off for the rest of the run."""
 
     def __init__(
         self, label: str, output_dir: Path | None, stream: TextIO | None = None, every_s: float = 5.0
     ):
         self.label, self.output_dir = label, output_dir
         self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty()
+        try:
+            self.tty = bool(self.stream.isatty())
+        except Exception:  # a closed or odd stream: print plain lines (or fail later, guarded)
+            self.tty = False
         self.every_s = every_s
-        self.last_text, self.last_time, self.offset, self.path = "", 0.0, 0, None
+        self.last_text, self.last_time = "", 0.0
+        self.follower: LineFollower | None = None  # once swift created the run's log
         self.state: dict[str, Any] = {}
+        self.off = False
 
     def poll(self) -> None:
+        self._guarded(self._poll)
+
+    def close(self) -> None:
+        self._guarded(self._close)
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        if self.off:
+            return
+        try:
+            step()
+        except Exception:
+            self.off = True
+            logger.warning(
+                "the progress line of %s failed; it is off for this run", self.label, exc_info=True
+            )
+
+    def _poll(self) -> None:
         if self.output_dir is None:
             return
-        if self.path is None:
-            run_dir = newest_run_dir(self.output_dir) if self.output_dir.is_dir() else None
-            if run_dir is None or not (run_dir / "logging.jsonl").exists():
+        if self.follower is None:
+            path = live_log(self.output_dir)
+            if path is None:
                 return
-            self.path = run_dir / "logging.jsonl"
-        self._read_new_lines()
+            self.follower = LineFollower(path)
+        for row in self.follower.new_rows():
+            self.state.update(row)
         text = progress_text(self.state)
         if (
             text
@@ -157,21 +409,6 @@ class Progress:
             and (self.tty or time.monotonic() - self.last_time >= self.every_s)
         ):
             self._show(text)
-
-    def _read_new_lines(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except OSError:
-            return
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return
-        self.offset += end + 1  # a half-written last line is read next time
-        for line in chunk[: end + 1].splitlines():
-            with contextlib.suppress(ValueError):
-                self.state.update(json.loads(line))
 
     def _show(self, text: str) -> None:
         line = f"  [{self.label}] {text}"
@@ -182,8 +419,8 @@ class Progress:
         self.stream.flush()
         self.last_text, self.last_time = text, time.monotonic()
 
-    def close(self) -> None:
-        self.poll()
+    def _close(self) -> None:
+        self._poll()
         text = progress_text(self.state)
         if text and text != self.last_text:
             self._show(text)
@@ -216,17 +453,22 @@ def run_swift(
     progress: Progress | None = None,
     watchdog: RunWatchdog | None = None,
 ) -> Outcome:
-    """Run one swift command to its end. Never raises for swift's own failures; returns
-    interrupted=True after Ctrl-C/SIGTERM, and stopped_by="watchdog" (with its decision) when the
-    watchdog found the run already failed, in both cases with the process group stopped."""
+    """Run one swift command to its end. Never raises for swift's own failures, nor for stop
+    signals: returns interrupted=True with stop_signal after SIGINT/SIGTERM/SIGHUP, and
+    stopped_by="watchdog" (with its decision) when the watchdog found the run already failed, in
+    both cases once swift's whole process group is gone. Under the app's handlers
+    (handle_stop_signals) a stop that came before swift started means it never starts."""
     started, t0 = now_iso(), time.monotonic()
     interrupted, exit_code, decision = False, None, None
-    with open(log_path, "ab") as log, sigterm_as_interrupt():
+    with open(log_path, "ab") as log, _stops_while_swift_runs() as stops:
         log.write(f"$ {shlex.join(argv)}\n".encode())
         log.flush()
+        if stops.count:
+            log.write(f"swiftops: not started: {stops.first} came first\n".encode())
+            return Outcome(None, True, started, 0.0, stop_signal=stops.first)
         try:
             proc = subprocess.Popen(
-                list(argv),
+                launch_command(argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -240,31 +482,64 @@ def run_swift(
         try:
             while True:
                 try:
-                    exit_code = proc.wait(timeout=POLL_SECONDS)
+                    proc.wait(timeout=POLL_SECONDS)
                     break
                 except subprocess.TimeoutExpired:
-                    if progress:
-                        progress.poll()
-                    if watchdog is not None:
-                        decision, watchdog = poll_watchdog(watchdog)
-                        if decision is not None and proc.poll() is not None:
-                            decision = None  # swift ended on its own meanwhile: its own end is recorded
-                        if decision is not None:
-                            logger.warning("the watchdog stops swift in %s: the run has already failed", cwd)
-                            stop_process_group(proc)
-                            exit_code = proc.returncode
-                            break
-        except KeyboardInterrupt:
+                    pass
+                if stops.count:
+                    interrupted = True
+                    cause = STOP_CAUSES.get(stops.first, stops.first)
+                    logger.warning("%s: stopping swift in %s (a second one cuts its grace)", cause, cwd)
+                    stop_process_group(proc, stops, counted=1)
+                    break
+                if progress is not None:
+                    progress = poll_progress(progress)
+                if watchdog is not None:
+                    decision, watchdog = poll_watchdog(watchdog)
+                    if decision is not None and proc.poll() is not None:
+                        decision = None  # swift ended on its own meanwhile: its own end is recorded
+                    if decision is not None:
+                        logger.warning("the watchdog stops swift in %s: the run has already failed", cwd)
+                        stop_process_group(proc, stops, counted=stops.count)
+                        break
+            if (
+                not interrupted
+                and decision is None
+                and not wait_group_gone(proc, LEFTOVER_GRACE_SECONDS, lambda: stops.count > 0)
+            ):
+                logger.warning("swift's leader ended but left processes in its group: stopping them")
+                stop_process_group(proc, stops, counted=stops.count)
+        except KeyboardInterrupt:  # raised by someone else's handler: still a stop
             interrupted = True
-            stop_process_group(proc)
-            exit_code = proc.returncode
+            stops.first = stops.first or "SIGINT"
+            stop_process_group(proc, stops, counted=stops.count)
         finally:
-            if proc.poll() is None:  # an unexpected error in our loop: never leave swift behind
-                stop_process_group(proc)
-            if progress:
-                progress.close()
+            if not group_gone(proc):  # an unexpected error in our loop: never leave swift behind
+                stop_process_group(proc, stops, counted=stops.count)
+            if progress is not None:
+                poll_progress(progress, final=True)
+            exit_code = proc.returncode
     stopped_by = STOPPED_BY_WATCHDOG if decision is not None else None
-    return Outcome(exit_code, interrupted, started, round(time.monotonic() - t0, 3), stopped_by, decision)
+    return Outcome(
+        exit_code,
+        interrupted,
+        started,
+        round(time.monotonic() - t0, 3),
+        stopped_by,
+        decision,
+        stop_signal=stops.first if interrupted else None,
+    )
+
+
+def poll_progress(progress: Progress, final: bool = False) -> Progress | None:
+    """Poll (or close) the progress line; one that raises (Progress never does, a stand-in
+    might) is logged and left off: it only displays."""
+    try:
+        progress.close() if final else progress.poll()
+        return progress
+    except Exception:
+        logger.warning("the progress line failed and is off for the rest of this run", exc_info=True)
+        return None
 
 
 def poll_watchdog(watchdog: RunWatchdog) -> tuple[Any | None, RunWatchdog | None]:
@@ -285,27 +560,6 @@ def status_of(outcome: Outcome) -> str:
     return COMPLETED if outcome.exit_code == 0 else FAILED
 
 
-def start_record(record: RunRecord, env_changes: Mapping[str, str]) -> RunRecord:
-    """Write command.sh and a `running` run.json before swift starts, so even a job whose
-    orchestrator is killed outright leaves a record behind."""
-    job_dir = Path(record.job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    write_command_script(job_dir / "command.sh", record.argv, env_changes)
-    record.status, record.started = RUNNING, now_iso()
-    write_record(record)
-    return record
-
-
-def finish_record(record: RunRecord, outcome: Outcome, output_dir: Path | None) -> RunRecord:
-    """Fill in how the process ended and where swift put its run (no diagnosis yet)."""
-    record.status = status_of(outcome)
-    record.exit_code = outcome.exit_code
-    record.stopped_by = outcome.stopped_by
-    record.started = outcome.started
-    record.duration_s = outcome.duration_s
-    if output_dir is not None:
-        run_dir = newest_run_dir(output_dir) if output_dir.is_dir() else None
-        record.run_dir = str(run_dir) if run_dir else None
-    if record.status != COMPLETED and record.log_path:
-        record.error = log_tail(Path(record.log_path))
-    return record
+def stop_sentence(stop_signal: str) -> str:
+    """'interrupted by SIGHUP (the terminal or ssh session closed)'."""
+    return f"interrupted by {STOP_CAUSES.get(stop_signal, stop_signal)}"

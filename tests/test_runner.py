@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,15 +13,13 @@ import time
 from pathlib import Path
 
 from swiftops.record import RunRecord, find_records, read_record, write_record
+from swiftops.runfolder import LineFollower
 from swiftops.runner import (
     Outcome,
     Progress,
-    finish_record,
     log_tail,
-    newest_run_dir,
     progress_text,
     run_swift,
-    start_record,
     status_of,
     write_command_script,
 )
@@ -72,13 +71,6 @@ def test_log_tail_keeps_the_last_state_of_progress_bars(tmp_path):
     assert tail.splitlines() == ["line 99", "Train: 90%", "boom"]
 
 
-def test_newest_run_dir_orders_by_version_number(tmp_path):
-    for name in ("v2-20260101-000000", "v10-20250101-000000", "v9-20270101-000000", "vx-not-a-run"):
-        (tmp_path / name).mkdir()
-    assert newest_run_dir(tmp_path).name == "v10-20250101-000000"
-    assert newest_run_dir(tmp_path / "v2-20260101-000000") is None
-
-
 def test_progress_text_and_incremental_reading(tmp_path):
     assert progress_text({}) == ""
     run = tmp_path / "v0-20260101-000000"
@@ -116,19 +108,6 @@ def test_status_follows_exit_code_and_interrupt():
     assert status_of(Outcome(0, True, "", 1.0)) == "interrupted"
 
 
-def test_failed_record_gets_the_log_tail(tmp_path):
-    record = RunRecord(
-        status="running", job_dir=str(tmp_path), argv=["swift"], log_path=str(tmp_path / "swift.log")
-    )
-    start_record(record, {})
-    assert read_record(tmp_path).status == "running"
-    assert (tmp_path / "command.sh").exists()
-    (tmp_path / "swift.log").write_text("Traceback\nValueError: remaining_argv: ['--nope']\n")
-    finish_record(record, Outcome(1, False, "t", 2.0), tmp_path / "output")
-    assert record.status == "failed"
-    assert "remaining_argv" in record.error
-
-
 def test_run_swift_records_exit_code_and_output(tmp_path):
     log = tmp_path / "swift.log"
     outcome = run_swift(
@@ -164,17 +143,11 @@ def test_interrupt_stops_the_whole_process_group(tmp_path):
         time.sleep(0.2)
         os.kill(os.getpid(), signal.SIGINT)
 
-    # Ctrl-C must reach this process even where its parent shell ignores SIGINT (a background job)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        threading.Thread(target=interrupt_soon, daemon=True).start()
-        t0 = time.monotonic()
-        outcome = run_swift(
-            [sys.executable, "-c", code], env=os.environ, log_path=tmp_path / "l", cwd=tmp_path
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    assert outcome.interrupted
+    # run_swift's own handler takes the Ctrl-C, even where the parent shell ignores SIGINT (a background job)
+    threading.Thread(target=interrupt_soon, daemon=True).start()
+    t0 = time.monotonic()
+    outcome = run_swift([sys.executable, "-c", code], env=os.environ, log_path=tmp_path / "l", cwd=tmp_path)
+    assert outcome.interrupted and outcome.stop_signal == "SIGINT"
     assert time.monotonic() - t0 < 30
     grandchild = int(pid_file.read_text())
     time.sleep(0.2)
@@ -182,3 +155,105 @@ def test_interrupt_stops_the_whole_process_group(tmp_path):
         not Path(f"/proc/{grandchild}").exists()
         or "Z" in Path(f"/proc/{grandchild}/stat").read_text().split()[2]
     )
+
+
+def run_in(tmp_path: Path, argv: list[str], **kwargs) -> Outcome:
+    return run_swift(argv, env=os.environ, log_path=tmp_path / "swift.log", cwd=tmp_path, **kwargs)
+
+
+def test_garbage_in_logging_jsonl_never_reaches_the_job(tmp_path):
+    """Lines that aren't JSON objects, bytes that aren't UTF-8, bare NaN, a nesting deeper than
+    the parser's limit: the progress line skips them and the job runs to its end."""
+    run_dir = tmp_path / "output" / "v0-20260101-000000"
+    code = f"""
+import time
+from pathlib import Path
+lines = [b'[1, 2]', b'3', b'"text"', b'null', b'\\xff\\xfe{{"loss": 1}}', b'[' * 100000,
+         b'{{"loss": NaN, "global_step/max_steps": "1/2", "remaining_time": "1s"}}']
+Path({str(run_dir)!r}).mkdir(parents=True)
+with open({str(run_dir / "logging.jsonl")!r}, "ab") as log:
+    for line in lines:
+        log.write(line + b"\\n")
+        log.flush()
+        time.sleep(0.1)
+    time.sleep(0.6)
+    log.write(b'{{"loss": 1.5, "global_step/max_steps": "2/2", "note": "\\xe9t\\xe9"}}\\n')
+"""
+
+    class Sink:
+        text = ""
+
+        def isatty(self):
+            return False
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+    sink = Sink()
+    progress = Progress("job 0", tmp_path / "output", stream=sink, every_s=0)
+    outcome = run_in(tmp_path, [sys.executable, "-c", code], progress=progress)
+    assert outcome.exit_code == 0 and not outcome.interrupted
+    assert not progress.off
+    assert "step 1/2  loss nan  eta 1s" in sink.text
+    assert "step 2/2  loss 1.5  eta 1s" in sink.text
+
+
+def test_a_progress_stream_that_breaks_is_logged_once_and_the_job_goes_on(tmp_path, caplog):
+    """After SIGHUP the terminal is gone: a write raises EIO (or BrokenPipeError behind a pipe)."""
+    run_dir = tmp_path / "output" / "v0-20260101-000000"
+    run_dir.mkdir(parents=True)
+    (run_dir / "logging.jsonl").write_text('{"loss": 2.0, "global_step/max_steps": "1/4"}\n')
+
+    class Gone:
+        def isatty(self):
+            raise OSError(5, "Input/output error")
+
+        def write(self, s):
+            raise OSError(5, "Input/output error")
+
+        def flush(self):
+            raise BrokenPipeError
+
+    progress = Progress("job 0", tmp_path / "output", stream=Gone(), every_s=0)
+    code = "import time; time.sleep(1.0)"
+    with caplog.at_level("WARNING", logger="swiftops"):
+        outcome = run_in(tmp_path, [sys.executable, "-c", code], progress=progress)
+    assert outcome.exit_code == 0 and not outcome.interrupted
+    assert progress.off
+    assert len([r for r in caplog.records if "progress line" in r.getMessage()]) == 1
+
+
+def test_a_progress_stand_in_that_raises_is_switched_off(tmp_path, caplog):
+    class Broken:
+        calls = 0
+
+        def poll(self):
+            self.calls += 1
+            raise TypeError("'int' object is not iterable")
+
+        def close(self):
+            raise TypeError("again")
+
+    broken = Broken()
+    with caplog.at_level("WARNING", logger="swiftops"):
+        outcome = run_in(tmp_path, [sys.executable, "-c", "import time; time.sleep(1.0)"], progress=broken)
+    assert outcome.exit_code == 0 and not outcome.interrupted
+    assert broken.calls == 1
+
+
+def test_a_line_without_end_longer_than_a_read_is_skipped_not_reread(tmp_path, monkeypatch):
+    monkeypatch.setattr(LineFollower, "MAX_READ", 64)
+    run = tmp_path / "v0-20260101-000000"
+    run.mkdir()
+    (run / "logging.jsonl").write_bytes(b"\x00" * 200)  # no line end in sight
+    progress = Progress("job 1", tmp_path, stream=io.StringIO(), every_s=0)
+    for _ in range(4):
+        progress.poll()
+    assert progress.follower.offset == 192 and not progress.off
+    with open(run / "logging.jsonl", "ab") as f:
+        f.write(b'\n{"loss": 1.0, "global_step/max_steps": "1/2"}\n')
+    progress.poll()
+    assert progress_text(progress.state) == "step 1/2  loss 1"
