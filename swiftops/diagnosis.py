@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from swiftops.curves import EPOCH, GRAD_NORM, LEARNING_RATE, TRAIN_LOSS, Curves, Series, curves_until
-from swiftops.record import INTERRUPTED, RUNNING, RunRecord
+from swiftops.record import INTERRUPTED, RUNNING, RunRecord, json_safe
 
 _MAX_BINS = 64  # a long training curve is judged on this many medians of consecutive points
 
@@ -99,7 +99,7 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: NaN and inf become None, numpy numbers plain numbers."""
-        return _json_safe(
+        return json_safe(
             {
                 "verdict": self.verdict,
                 "confidence": self.confidence,
@@ -1096,20 +1096,3 @@ def _override(key: str, value: str) -> str:
         return f"{key}={value}"
     hydra_quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return shlex.quote(f"{key}={hydra_quoted}")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)

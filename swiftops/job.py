@@ -8,14 +8,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from swiftops.command import build_sft_argv, installed_swift_version, run_params, swift_env
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, write_record
-from swiftops.runner import STOPPED_BY_WATCHDOG, Progress, finish_record, run_swift, start_record
+from swiftops.runfolder import newest_run_dir
+from swiftops.runner import (
+    STOPPED_BY_WATCHDOG,
+    Outcome,
+    Progress,
+    log_tail,
+    now_iso,
+    run_swift,
+    status_of,
+    stop_sentence,
+    write_command_script,
+)
 
 if TYPE_CHECKING:
     from swiftops.curves import Curves
@@ -47,9 +59,16 @@ def job_env_changes(cfg: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in swift_env(cfg, {}).items()}
 
 
+def sft_argv(cfg: Mapping[str, Any], ctx: JobContext) -> list[str]:
+    """The job's `swift sft` command, with the flag names of the swift that will run it."""
+    return build_sft_argv(
+        cfg, str(ctx.job_dir / "output"), ctx.swift_bin, installed_swift_version(ctx.swift_bin)
+    )
+
+
 def new_record(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     output_dir = ctx.job_dir / "output"
-    argv = build_sft_argv(cfg, str(output_dir), ctx.swift_bin, installed_swift_version())
+    argv = sft_argv(cfg, ctx)
     return RunRecord(
         status="running",
         job_dir=str(ctx.job_dir),
@@ -67,9 +86,14 @@ def new_record(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
 def skipped_record(cfg: Mapping[str, Any], ctx: JobContext, why: str) -> RunRecord:
     """A job that never started (the sweep was interrupted before it): recorded all the same,
     so the sweep's table and report account for every job."""
-    record = new_record(cfg, ctx)
-    record.status, record.error = INTERRUPTED, why
-    record.stages["sft"] = {"status": "skipped", "reason": why}
+    from swiftops.stages import SKIPPED
+
+    record = replace(
+        new_record(cfg, ctx),
+        status=INTERRUPTED,
+        error=why,
+        stages={"sft": {"status": SKIPPED, "reason": why}},
+    )
     write_record(record)
     return record
 
@@ -97,26 +121,6 @@ def read_run_curves(record: RunRecord) -> Curves:
     return curves
 
 
-def diagnose_record(record: RunRecord, cfg: Mapping[str, Any]) -> RunRecord:
-    """Read the run's curves and attach checkpoints, verdict and diagnosis. A run whose
-    curves can't be read still gets a verdict from its exit status."""
-    from swiftops.diagnosis import ClassifySettings, diagnose_recorded
-
-    curves = read_run_curves(record)
-    record.best_checkpoint = curves.best_checkpoint
-    record.last_checkpoint = curves.last_checkpoint
-    settings = ClassifySettings(**(cfg.get("classify") or {}))
-    try:
-        diagnosis = diagnose_recorded(curves, record, settings)
-    except Exception as exc:  # a defect in the diagnosis must not cost the job its record
-        log.exception("could not diagnose %s", record.run_dir)
-        record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}
-        return record
-    record.verdict = diagnosis.verdict
-    record.diagnosis = diagnosis.to_dict()
-    return record
-
-
 def job_watchdog(cfg: Mapping[str, Any], record: RunRecord) -> Watchdog | None:
     """The live watchdog of this job (None when watchdog.enabled is false). One that can't be
     built is logged and left out: the job runs as it would without it."""
@@ -129,60 +133,119 @@ def job_watchdog(cfg: Mapping[str, Any], record: RunRecord) -> Watchdog | None:
         return None
 
 
-def record_watchdog_stop(record: RunRecord, diagnosis: Diagnosis) -> RunRecord:
-    """A run the watchdog stopped: failed, stopped_by watchdog, judged by the watchdog's own
-    diagnosis (the curves said why; the exit code of the stop says nothing), with the checkpoints
-    it left on disk."""
-    from swiftops.watchdog import stop_sentence
-
-    curves = read_run_curves(record)
-    record.best_checkpoint = curves.best_checkpoint
-    record.last_checkpoint = curves.last_checkpoint
-    found = diagnosis.to_dict()
-    found["figures"]["best_checkpoint"] = record.best_checkpoint
-    first = f"{stop_sentence(found['figures'])}: {found['reasons'][0]}"
-    found["reasons"] = [first, *found["reasons"][1:]]
-    record.status, record.verdict, record.diagnosis = FAILED, found["verdict"], found
-    record.error = f"{first}\n{record.error or ''}".rstrip()  # the log tail ends in the stop's traceback
-    log.warning("%s in %s", first, record.job_dir)
-    return record
+# the line of a Python traceback that names the exception: "ValueError: remaining_argv: [...]"
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
 
 
-def run_sft(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
-    """Train one job with `swift sft` and record it. Never raises for swift's failures."""
-    record = new_record(cfg, ctx)
-    env_changes = job_env_changes(cfg)
-    start_record(record, env_changes)
-    log.info("launching swift sft in %s", ctx.job_dir)
-    progress = Progress(ctx.label, Path(record.output_dir)) if ctx.progress else None
-    outcome = run_swift(
-        record.argv,
-        env=swift_env(cfg, os.environ),
-        log_path=Path(record.log_path),
-        cwd=ctx.job_dir,
-        progress=progress,
-        watchdog=job_watchdog(cfg, record),
-    )
-    finish_record(record, outcome, Path(record.output_dir))
+def swift_error_line(log_text: str) -> str | None:
+    """swift's own error from the end of its log: the last line naming an exception (a traceback's
+    last line), else None (a run killed without one)."""
+    for line in reversed(log_text.splitlines()):
+        line = line.strip()
+        if _EXCEPTION_LINE.match(line):
+            return line if len(line) <= 300 else line[:297] + "..."
+    return None
+
+
+def judgement(ended: RunRecord, cfg: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """The record fields the run's curves give: checkpoints, verdict, diagnosis. A run the
+    watchdog stopped is judged by the watchdog's own diagnosis (the curves said why; the exit code
+    of the stop says nothing). A defect in the diagnosis costs the job its verdict, not its record."""
+    from swiftops.diagnosis import ClassifySettings, diagnose_recorded
+
+    curves = read_run_curves(ended)
+    fields: dict[str, Any] = {
+        "best_checkpoint": curves.best_checkpoint,
+        "last_checkpoint": curves.last_checkpoint,
+    }
     try:
         if outcome.stopped_by == STOPPED_BY_WATCHDOG:
-            record_watchdog_stop(record, outcome.decision)
-        else:
-            diagnose_record(record, cfg)
-    except Exception as exc:  # a diagnosis bug must not lose the run's record
-        log.exception("diagnosis failed for %s", ctx.job_dir)
-        record.diagnosis = {"error": f"{type(exc).__name__}: {exc}"}
-    record.stages["sft"] = {
+            return {**fields, **watchdog_judgement(ended, outcome.decision, curves.best_checkpoint)}
+        settings = ClassifySettings(**(cfg.get("classify") or {}))
+        diagnosis = diagnose_recorded(curves, ended, settings)
+    except Exception as exc:
+        log.exception("could not diagnose %s", ended.run_dir)
+        return {**fields, "diagnosis": {"error": f"{type(exc).__name__}: {exc}"}}
+    return {**fields, "verdict": diagnosis.verdict, "diagnosis": diagnosis.to_dict()}
+
+
+def watchdog_judgement(ended: RunRecord, diagnosis: Diagnosis, best: str | None) -> dict[str, Any]:
+    """A run the watchdog stopped: failed, with the stop's sentence first among the reasons and
+    in the error (the log tail ends in the stop's traceback)."""
+    from swiftops.watchdog import stop_sentence
+
+    found = diagnosis.to_dict()
+    found["figures"]["best_checkpoint"] = best
+    first = f"{stop_sentence(found['figures'])}: {found['reasons'][0]}"
+    found["reasons"] = [first, *found["reasons"][1:]]
+    log.warning("%s in %s", first, ended.job_dir)
+    return {
+        "status": FAILED,
+        "verdict": found["verdict"],
+        "diagnosis": found,
+        "error": f"{first}\n{ended.error or ''}".rstrip(),
+    }
+
+
+def process_fields(record: RunRecord, outcome: Outcome) -> dict[str, Any]:
+    """The record fields of how swift's process ended and where it put its run."""
+    run_dir = newest_run_dir(Path(record.output_dir)) if record.output_dir else None
+    status = status_of(outcome)
+    error = log_tail(Path(record.log_path)) if status != COMPLETED and record.log_path else None
+    if outcome.stop_signal:  # first: the table and the report show the error's first line
+        error = f"{stop_sentence(outcome.stop_signal)}\n{error or ''}".rstrip()
+    return {
+        "status": status,
+        "exit_code": outcome.exit_code,
+        "stopped_by": outcome.stopped_by,
+        "started": outcome.started,
+        "duration_s": outcome.duration_s,
+        "run_dir": str(run_dir) if run_dir else None,
+        "error": error,
+        "error_line": swift_error_line(error) if error and not outcome.stop_signal else None,
+    }
+
+
+def sft_entry(record: RunRecord, outcome: Outcome) -> dict[str, Any]:
+    """run.json's stages.sft: the training stage's own summary."""
+    entry = {
         "status": record.status,
         "exit_code": record.exit_code,
         "run_dir": record.run_dir,
         "duration_s": record.duration_s,
     }
-    if record.stopped_by and isinstance(record.diagnosis, dict) and "figures" in record.diagnosis:
-        figures = record.diagnosis["figures"]
-        record.stages["sft"].update(
+    if outcome.stop_signal:
+        entry["stop_signal"] = outcome.stop_signal
+    figures = (record.diagnosis or {}).get("figures")
+    if record.stopped_by and figures:
+        entry.update(
             stopped_by=record.stopped_by, stopped_at_step=figures["steps"], max_steps=figures["max_steps"]
         )
+    return entry
+
+
+def run_sft(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
+    """Train one job with `swift sft` and record it. Never raises for swift's failures.
+
+    A straight line: the record as planned (written as `running` before swift starts, with
+    command.sh, so even a job whose orchestrator is killed outright leaves one), swift through the
+    one runner, then the record assembled from what the process and the curves returned."""
+    planned = replace(new_record(cfg, ctx), started=now_iso())
+    ctx.job_dir.mkdir(parents=True, exist_ok=True)
+    write_command_script(ctx.job_dir / "command.sh", planned.argv, job_env_changes(cfg))
+    write_record(planned)
+    log.info("launching swift sft in %s", ctx.job_dir)
+    outcome = run_swift(
+        planned.argv,
+        env=swift_env(cfg, os.environ),
+        log_path=Path(planned.log_path),
+        cwd=ctx.job_dir,
+        progress=Progress(ctx.label, Path(planned.output_dir)) if ctx.progress else None,
+        watchdog=job_watchdog(cfg, planned),
+    )
+    ended = replace(planned, **process_fields(planned, outcome))
+    judged = replace(ended, **judgement(ended, cfg, outcome))
+    record = replace(judged, stages={**judged.stages, "sft": sft_entry(judged, outcome)})
     write_record(record)
     log.info(
         "swift sft %s in %s (exit %s, %.1f s)%s",
@@ -195,6 +258,51 @@ def run_sft(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     return record
 
 
+def load_for_stages(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
+    """The record of the run given by run=PATH, as this job's: its folder, overrides and lineage.
+
+    Raises:
+        swiftops.stages.CheckpointError: run=PATH holds no run.
+    """
+    from swiftops.stages import load_run
+
+    return replace(
+        load_run(cfg["run"]),
+        job_dir=str(ctx.job_dir),
+        overrides=list(ctx.overrides),
+        job_num=ctx.job_num,
+        sweep_dir=str(ctx.sweep_dir) if ctx.sweep_dir else None,
+        lineage=dict(ctx.lineage) if ctx.lineage else None,
+    )
+
+
+def run_stages(
+    cfg: Mapping[str, Any], record: RunRecord, *, job_dir: Path, swift_bin: str, progress: bool = True
+) -> RunRecord:
+    """The stages of cfg["stages"] after sft (infer, then export) on the record's run, in order.
+
+    Each stage returns its entry; the record is assembled from them and written to job_dir after
+    each one. A stage interrupted (Ctrl-C) makes the job interrupted: a sweep then starts no more
+    jobs, and the stages after it are skipped."""
+    from swiftops.stages import AFTER_TRAINING, run_stage, stage_line
+
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    record = replace(record, job_dir=str(job_dir))
+    ckpt = str(cfg.get("ckpt") or "best")
+    label = f"job {record.job_num}" if record.job_num is not None else "job"
+    for stage in [s for s in cfg.get("stages") or [] if s in AFTER_TRAINING]:
+        entry = run_stage(stage, cfg, record, job_dir=job_dir, swift_bin=swift_bin, ckpt=ckpt)
+        status = INTERRUPTED if entry["status"] == INTERRUPTED else record.status
+        record = replace(record, status=status, stages={**record.stages, stage: entry})
+        if progress:
+            print(f"  [{label}] {stage}: {stage_line(entry)}", flush=True)
+        else:
+            log.info("%s in %s: %s", stage, job_dir, stage_line(entry))
+        write_record(record)
+    return record
+
+
 def run_job(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     """The job's stages in order: train (or load the run given by run=PATH), then infer and
     export on the chosen checkpoint. Never raises for swift's failures.
@@ -203,22 +311,15 @@ def run_job(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
         swiftops.stages.CheckpointError: run=PATH holds no run.
     """
     stages = list(cfg.get("stages") or ["sft"])
-    if "sft" in stages:
-        record = run_sft(cfg, ctx)
-    else:
-        from swiftops.stages import load_run
-
-        record = load_run(cfg["run"])
-        record.overrides, record.job_num = list(ctx.overrides), ctx.job_num
-        record.sweep_dir = str(ctx.sweep_dir) if ctx.sweep_dir else None
-        record.lineage = dict(ctx.lineage) if ctx.lineage else None
+    record = run_sft(cfg, ctx) if "sft" in stages else load_for_stages(cfg, ctx)
     if set(stages) & {"infer", "export"}:
-        from swiftops.stages import print_failures, run_stages, stage_failures
+        from swiftops.stages import print_failures, stage_failures
 
         record = run_stages(cfg, record, job_dir=ctx.job_dir, swift_bin=ctx.swift_bin, progress=ctx.progress)
         if "sft" not in stages and stage_failures(record):
             print_failures(record)
-            record.status = FAILED  # the job was these stages alone: it failed with them
+            record = replace(record, status=FAILED)  # the job was these stages alone: it failed with them
+            write_record(record)
     return record
 
 
@@ -230,9 +331,7 @@ def planned_commands(cfg: Mapping[str, Any], ctx: JobContext) -> list[list[str]]
     stages = list(cfg.get("stages") or ["sft"])
     commands = []
     if "sft" in stages:
-        commands.append(
-            build_sft_argv(cfg, str(ctx.job_dir / "output"), ctx.swift_bin, installed_swift_version())
-        )
+        commands.append(sft_argv(cfg, ctx))
     ckpt = f"<{cfg.get('ckpt') or 'best'} checkpoint of {cfg.get('run') or ctx.job_dir / 'output'}>"
     if "infer" in stages:
         commands.append(

@@ -30,14 +30,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from swiftops.record import COMPLETED, FAILED, RUNNING, RunRecord, find_records, read_record
+from swiftops.record import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    UNREADABLE,
+    RunRecord,
+    find_records,
+    json_safe,
+    read_record,
+    unreadable_record,
+)
+from swiftops.summary import differing_params, param_column, param_value, summary_csv, summary_rows
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
 DEFAULT_REPORT_DIR = "reports"
 VERDICT_ORDER = ("converged", "underfit", "overfit", "failed")
 NO_VERDICT = "no verdict"
-UNREADABLE = "unreadable"  # the status shown for a run.json that does not parse
 HYDRA_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HYDRA_TIME = re.compile(r"^\d{2}-\d{2}-\d{2}$")
 COMMAND = "python -m swiftops"
@@ -116,14 +126,7 @@ def load_run(path: Path) -> RunView:
     try:
         record = read_record(path)
     except (OSError, ValueError, TypeError) as exc:
-        record = RunRecord(
-            status=UNREADABLE,
-            job_dir=str(path.parent),
-            argv=[],
-            error=f"{path} could not be read: {type(exc).__name__}: {exc}",
-            job_num=int(path.parent.name) if path.parent.name.isdigit() else None,
-        )
-        return RunView(record, curves_note="run.json could not be read")
+        return RunView(unreadable_record(path, exc), curves_note="run.json could not be read")
     curves, note = read_run_curves(record)
     diagnosis = dict(record.diagnosis or {})
     provisional = False
@@ -232,79 +235,17 @@ def preset_name(command: str | None) -> str | None:
 # the comparison table
 
 
-def differing_params(records: Sequence[RunRecord]) -> list[str]:
-    """The params that differ between runs (for one run: the headline ones)."""
-    from swiftops.summary import differing_params as differing
-
-    return differing(records)
-
-
-FIXED_COLUMNS = (
-    "job",
-    "status",
-    "verdict",
-    "confidence",
-    "first_train_loss",
-    "min_train_loss",
-    "final_train_loss",
-    "best_eval_loss",
-    "best_eval_step",
-    "steps",
-    "duration_s",
-    "exit_code",
-    "best_checkpoint",
-    "next_override",
-    "next_step",
-    "curves",
-    "job_dir",
-    "run_dir",
-)
-
-
-def param_column(name: str) -> str:
-    """A param's column name (prefixed only if it would clash with a fixed column)."""
-    return f"param.{name}" if name in FIXED_COLUMNS else name
-
-
-def param_value(value: Any) -> Any:
-    """A param as a table cell: lists joined, the rest as is."""
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
-    return value
-
-
 def comparison_rows(runs: Sequence[RunView]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The differing params and one row per run: raw values, full precision (what the CSV and
-    JSON hold; the page formats them)."""
-    params = differing_params([r.record for r in runs])
-    rows = []
-    for run in runs:
-        record, figures = run.record, run.figures
-        row: dict[str, Any] = {"job": record.job_num if record.job_num is not None else run.label}
-        row.update({param_column(k): param_value(record.params.get(k)) for k in params})
-        row.update(
-            status=record.status,
-            verdict=run.verdict,
-            confidence=run.confidence,
-            first_train_loss=_loss_at(run, "first_train_loss", 0),
-            min_train_loss=figures.get("min_train_loss"),
-            final_train_loss=_loss_at(run, "final_train_loss", -1),
-            best_eval_loss=figures.get("best_eval_loss"),
-            best_eval_step=figures.get("best_eval_step"),
-            steps=figures.get("steps"),
-            duration_s=record.duration_s,
-            exit_code=record.exit_code,
-            best_checkpoint=record.best_checkpoint or figures.get("best_checkpoint"),
-            next_override=run.next_step.get("override"),
-            next_step=run.next_step.get("text"),
-            curves=run.curves.source if run.curves is not None else f"none: {run.curves_note}",
-            job_dir=record.job_dir,
-            run_dir=record.run_dir,
-        )
-        rows.append(row)
-    return params, rows
+    """The differing params and the table's rows (swiftops.summary's one format), from each
+    run's diagnosis (a provisional one for a job still running); a loss that ended in NaN reads
+    NaN from the curve rather than blank."""
+    records = [r.record for r in runs]
+    rows = summary_rows(records, [r.diagnosis for r in runs])
+    for run, row in zip(runs, rows, strict=True):
+        row["job"] = run.record.job_num if run.record.job_num is not None else run.label
+        row["first_train_loss"] = _loss_at(run, "first_train_loss", 0)
+        row["final_train_loss"] = _loss_at(run, "final_train_loss", -1)
+    return differing_params(records), rows
 
 
 def _loss_at(run: RunView, name: str, index: int) -> Any:
@@ -315,14 +256,6 @@ def _loss_at(run: RunView, name: str, index: int) -> Any:
     if value is None and series is not None:
         return float(series.values[index])
     return value
-
-
-def comparison_frame(runs: Sequence[RunView]):
-    """The comparison table as a pandas DataFrame (one row per run)."""
-    import pandas as pd
-
-    _, rows = comparison_rows(runs)
-    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -669,11 +602,12 @@ def _swift_seconds(record: RunRecord, trained: bool) -> float:
 
 @dataclass
 class Report:
-    """A built report: the page, the table behind it, the summary for summary.json."""
+    """A built report: the page, the table behind it (swiftops.summary's rows), the summary for
+    summary.json."""
 
     sweep_id: str
     html: str
-    frame: Any  # pandas.DataFrame
+    rows: list[dict[str, Any]]
     summary: dict[str, Any]
 
 
@@ -704,7 +638,6 @@ def render_report(
     tuning: TuningView | None = None,
 ) -> Report:
     """Runs -> the report (the page is rendered, plots drawn; no file is read or written)."""
-    import pandas as pd
 
     ident = sweep_id(sweep_dir)
     params, rows = comparison_rows(runs)
@@ -764,7 +697,7 @@ def render_report(
             ],
         },
     }
-    return Report(ident, html, pd.DataFrame(rows), _json_safe(summary))
+    return Report(ident, html, rows, json_safe(summary))
 
 
 def _environment():
@@ -807,20 +740,6 @@ def _plot_colors() -> dict[str, str]:
     }
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if hasattr(value, "item"):  # numpy scalars
-        return _json_safe(value.item())
-    return str(value)
-
-
 # ---------------------------------------------------------------------------------------------
 # files
 
@@ -854,7 +773,7 @@ def write_report(
     path = Path(out) if out is not None else Path(report_dir) / f"{report.sweep_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = summary_paths(path)
-    _write_atomic(csv_path, report.frame.to_csv(index=False))
+    _write_atomic(csv_path, summary_csv(report.rows))
     _write_atomic(json_path, json.dumps(report.summary, indent=2, ensure_ascii=False) + "\n")
     _write_atomic(path, report.html)  # last: its presence means the set is complete
     return path

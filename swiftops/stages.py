@@ -30,7 +30,7 @@ from typing import Any
 from filelock import FileLock
 
 from swiftops.command import build_export_argv, build_infer_argv, installed_swift_version, swift_env
-from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RunRecord, read_record, write_record
+from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RunRecord, read_record
 from swiftops.runfolder import (
     CHECKPOINT_NAME,
     best_checkpoint,
@@ -209,7 +209,7 @@ def infer_argv(
         swift_bin=swift_bin,
         max_new_tokens=int(infer_settings(cfg).get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
         extra=infer_extra(cfg, extra),
-        version=installed_swift_version(),
+        version=installed_swift_version(swift_bin),
     )
 
 
@@ -220,7 +220,7 @@ def export_argv(cfg: Mapping[str, Any], *, adapters: str, output_dir: str, swift
         output_dir=output_dir,
         swift_bin=swift_bin,
         extra=(cfg.get("export") or {}).get("args"),
-        version=installed_swift_version(),
+        version=installed_swift_version(swift_bin),
     )
 
 
@@ -242,49 +242,17 @@ def resolve_test_set(cfg: Mapping[str, Any], out_dir: Path) -> str:
 # ---------------------------------------------------------------- stages
 
 
-def run_stages(
-    cfg: Mapping[str, Any],
-    record: RunRecord,
-    *,
-    job_dir: Path,
-    swift_bin: str,
-    progress: bool = True,
-) -> RunRecord:
-    """Run the stages of cfg["stages"] after sft (infer, then export) on the record's run.
-
-    Each stage writes into job_dir and its entry into record.stages; run.json is written to
-    job_dir after each. A run that did not complete (failed, interrupted) gets `skipped` stages,
-    unless ckpt names a folder explicitly. Ctrl-C during a stage marks the job interrupted and
-    skips the rest. Never raises for swift's failures or a missing checkpoint.
-
-    When job_dir is not the record's own folder (`stages=[infer] run=PATH`), the record becomes
-    this job's: job_dir points here, and the run it came from stays in run_dir and the stages'
-    checkpoint paths.
-    """
-    job_dir = Path(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    if Path(record.job_dir).resolve() != job_dir.resolve():
-        record.job_dir = str(job_dir)
-    stages = [s for s in cfg.get("stages") or [] if s in AFTER_TRAINING]
-    ckpt = str(cfg.get("ckpt") or "best")
-    label = f"job {record.job_num}" if record.job_num is not None else "job"
-    for stage in stages:
-        reason = skip_reason(record, ckpt)
-        if reason:
-            record.stages[stage] = {"status": SKIPPED, "reason": reason}
-        elif stage == "infer":
-            record.stages[stage] = infer_stage(cfg, record, job_dir, swift_bin, ckpt)
-        else:
-            record.stages[stage] = export_stage(cfg, record, job_dir, swift_bin, ckpt)
-        entry = record.stages[stage]
-        if entry["status"] == INTERRUPTED:
-            record.status = INTERRUPTED  # the job as a whole was stopped: a sweep starts no more jobs
-        if progress:
-            print(f"  [{label}] {stage}: {stage_line(entry)}", flush=True)
-        else:
-            log.info("%s in %s: %s", stage, job_dir, stage_line(entry))
-        write_record(record, job_dir)
-    return record
+def run_stage(
+    stage: str, cfg: Mapping[str, Any], record: RunRecord, *, job_dir: Path, swift_bin: str, ckpt: str
+) -> dict[str, Any]:
+    """One stage after training (infer or export) on the record's run: its run.json entry
+    (`completed`, `failed` with the error, `interrupted`, or `skipped` with the reason)."""
+    reason = skip_reason(record, ckpt)
+    if reason:
+        return {"status": SKIPPED, "reason": reason}
+    if stage == "infer":
+        return infer_stage(cfg, record, job_dir, swift_bin, ckpt)
+    return export_stage(cfg, record, job_dir, swift_bin, ckpt)
 
 
 def skip_reason(record: RunRecord, ckpt: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,35 @@ def test_ls_describes_each_entry_by_the_first_sentence_of_its_comment(tmp_path):
     )
     assert describe(preset) == "The first sentence runs over two lines."
     assert describe(preset, width=20) == "The first sentence ..."
+
+
+def test_a_single_run_that_failed_ends_with_swift_s_own_error_and_its_log(
+    tmp_path, fake_swift, stand_in_files
+):
+    model, data = stand_in_files
+    env = {**os.environ, "FAKE_SWIFT_FAIL": "sft"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swiftops",
+            f"swift_bin={fake_swift}",
+            f"model.id={model}",
+            f"data.dataset=[{data}]",
+            "data.test_dataset=null",
+            "report.enabled=false",
+            f"hydra.run.dir={tmp_path / 'job'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    log = tmp_path / "job" / "swift.log"
+    assert last == f"swiftops: the run failed: RuntimeError: fake swift sft failed (its log: {log})"
+    assert (
+        "| why" in done.stdout and "RuntimeError: fake swift sft failed" in done.stdout
+    )  # the table says it too

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import sigint_as_from_a_terminal
+from conftest import commands_with, start_interruptible
 
 from swiftops.record import find_records, read_record
 
@@ -65,7 +65,7 @@ def test_quickstart_sweep_end_to_end(tmp_path):
     ]
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert len(rows) == 4
-    assert all(row["final_loss"] and math.isfinite(float(row["final_loss"])) for row in rows)
+    assert all(row["final_train_loss"] and math.isfinite(float(row["final_train_loss"])) for row in rows)
     assert all(row["verdict"] for row in rows)
     assert "| job |" in done.stdout or "|   job |" in done.stdout
     last_line = done.stdout.strip().splitlines()[-1]
@@ -96,40 +96,22 @@ def test_quickstart_sweep_end_to_end(tmp_path):
         assert record.diagnosis["next"]["override"] == "lr=5e-4"
 
 
-def swift_processes_for(marker: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        # (not "pytest" not in cmdline: the marker, a tmp_path, itself holds "pytest-of-<user>")
-        if marker in cmdline and int(proc.name) != os.getpid():
-            found.append(cmdline)
-    return found
-
-
 def test_ctrl_c_stops_swift_and_records_interrupted(tmp_path):
     job = tmp_path / "job"
-    proc = subprocess.Popen(
+    proc = start_interruptible(
         [sys.executable, "-m", "swiftops", "epochs=20", f"hydra.run.dir={job}", "report.enabled=false"],
         cwd=tmp_path,
-        preexec_fn=sigint_as_from_a_terminal,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
         text=True,
     )
     deadline = time.monotonic() + 300
     while not list(job.glob("output/v*/logging.jsonl")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.5)
-    assert swift_processes_for(str(job / "output")), "swift is not running"
+    assert commands_with(str(job / "output")), "swift is not running"
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     time.sleep(1)
-    assert swift_processes_for(str(job / "output")) == []
+    assert commands_with(str(job / "output")) == []
     record = read_record(job)
     assert record.status == "interrupted", out
     assert record.run_dir

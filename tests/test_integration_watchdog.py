@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from test_integration_spine import swift_processes_for, swiftops
+from conftest import commands_with
+from test_integration_spine import swiftops
 
 from swiftops.record import read_record
 from swiftops.stages import choose_checkpoint
@@ -27,7 +28,7 @@ def test_the_watchdog_stops_a_real_nan_run_early_and_leaves_no_swift_behind(tmp_
     first = record.diagnosis["reasons"][0]
     assert re.match(r"stopped by the watchdog at step \d+ of 240: NaN/Inf in training loss", first), first
     assert record.diagnosis["next"]["override"] == "lr=10"
-    assert swift_processes_for(str(job / "output")) == []
+    assert commands_with(str(job / "output")) == []
 
 
 def test_early_stop_ends_a_real_run_on_its_best_checkpoint(tmp_path):

@@ -34,6 +34,7 @@ from swiftops.report import (
     sweep_id,
     write_report,
 )
+from swiftops.summary import summary_rows
 
 XSS = "<script>alert(1)</script>"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -250,6 +251,9 @@ def test_every_run_shows_its_command_and_folder_and_failed_runs_their_error(mixe
         assert record.job_dir in article.text()
         if record.status != "completed" and record.error:
             assert article.find("pre", **{"class": "log"}).text() == record.error
+            # the one line that says why, with where the whole log is
+            why = article.find("p", **{"class": "why"}).text()
+            assert summary_rows([record])[0]["error"] in why and record.log_path in why
         assert ("failed" in article.classes()) == (record.verdict == "failed" or record.status == "failed")
 
 

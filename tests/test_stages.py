@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from swiftops.job import run_stages
 from swiftops.record import RunRecord, read_record, write_record
 from swiftops.runfolder import checkpoints
 from swiftops.stages import (
@@ -18,7 +19,6 @@ from swiftops.stages import (
     load_run,
     print_failures,
     resolve_checkpoint,
-    run_stages,
     stage_failures,
 )
 
@@ -245,7 +245,7 @@ def test_infer_and_export_record_results_scores_and_paths(tmp_path, fake_swift, 
     record, run_dir = trained_job(tmp_path)
     job = Path(record.job_dir)
     cfg = stage_cfg(tmp_path, ["sft", "infer", "export"])
-    run_stages(cfg, record, job_dir=job, swift_bin=str(fake_swift))
+    record = run_stages(cfg, record, job_dir=job, swift_bin=str(fake_swift))
 
     infer = read_record(job).stages["infer"]
     assert infer["status"] == "completed" and infer["exit_code"] == 0
@@ -268,7 +268,7 @@ def test_infer_and_export_record_results_scores_and_paths(tmp_path, fake_swift, 
     assert "infer: completed, score 100/100 (exam, 2 rows), base model 0/100" in capsys.readouterr().out
 
     # again: the result file is replaced, not appended to; the merge overwrites; the baseline is reused
-    run_stages(cfg, record, job_dir=job, swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=job, swift_bin=str(fake_swift), progress=False)
     again = read_record(job).stages
     assert len((job / "infer" / "result.jsonl").read_text().splitlines()) == len(EXAM_ROWS)
     assert again["export"]["status"] == "completed" and again["infer"]["baseline"]["cached"] is True
@@ -278,7 +278,7 @@ def test_infer_and_export_record_results_scores_and_paths(tmp_path, fake_swift, 
 def test_stages_of_a_failed_run_are_skipped_not_raised(tmp_path, fake_swift, calls):
     record, _ = trained_job(tmp_path, status="failed")
     cfg = stage_cfg(tmp_path, ["sft", "infer", "export"])
-    run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
     stages = read_record(record.job_dir).stages
     assert {stages[s]["status"] for s in ("infer", "export")} == {"skipped"}
     assert "failed" in stages["infer"]["reason"]
@@ -288,7 +288,7 @@ def test_stages_of_a_failed_run_are_skipped_not_raised(tmp_path, fake_swift, cal
 def test_an_explicit_checkpoint_runs_even_on_a_failed_run(tmp_path, fake_swift, calls):
     record, run_dir = trained_job(tmp_path, status="failed")
     cfg = stage_cfg(tmp_path, ["export"], ckpt=str(run_dir / "checkpoint-5"))
-    run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
     export = record.stages["export"]
     assert (export["status"], export["checkpoint_rule"]) == ("completed", "path")
     assert export["checkpoint"] == str(run_dir / "checkpoint-5")
@@ -301,7 +301,7 @@ def test_best_on_a_run_without_checkpoints_fails_the_stage_with_the_reason(
     run_dir = make_run(job / "output", steps=[], evals={})
     record = record_for(run_dir, job)
     cfg = stage_cfg(tmp_path, ["sft", "infer", "export"])
-    run_stages(cfg, record, job_dir=job, swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=job, swift_bin=str(fake_swift), progress=False)
     stages = read_record(job).stages
     assert stages["infer"]["status"] == stages["export"]["status"] == "failed"
     assert str(run_dir) in stages["infer"]["error"] and "no checkpoints" in stages["infer"]["error"]
@@ -315,7 +315,7 @@ def test_a_swift_infer_failure_is_recorded_with_its_log_tail(tmp_path, fake_swif
     record, _ = trained_job(tmp_path)
     cfg = stage_cfg(tmp_path, ["infer"])
     cfg["data"]["test_dataset"] = str(tmp_path / "vanished.jsonl")
-    run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
     infer = record.stages["infer"]
     assert infer["status"] == "failed" and infer["exit_code"] == 1
     assert "vanished.jsonl" in infer["error"] and "baseline" not in infer
@@ -328,7 +328,7 @@ def test_standalone_stages_on_an_existing_run_write_into_the_new_job(tmp_path, f
     new_job = tmp_path / "standalone"
     record = load_run(run_dir)  # a bare swift run folder
     cfg = stage_cfg(tmp_path, ["infer"], ckpt="last")
-    run_stages(cfg, record, job_dir=new_job, swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=new_job, swift_bin=str(fake_swift), progress=False)
     again = read_record(new_job)
     assert again.job_dir == str(new_job) and again.run_dir == str(run_dir)
     assert again.stages["infer"]["checkpoint"] == str(run_dir / "checkpoint-15")
@@ -341,7 +341,9 @@ def test_the_baseline_runs_once_per_sweep_and_is_shared(tmp_path, fake_swift, ca
     cfg = stage_cfg(tmp_path, ["infer"])
     for num in range(3):
         record, _ = trained_job(sweep, name=str(num), sweep_dir=str(sweep), job_num=num)
-        run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
+        record = run_stages(
+            cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False
+        )
         assert record.stages["infer"]["baseline"]["path"] == str(sweep / "baseline")
     assert launched(calls) == ["infer", "infer", "infer", "infer"]  # 3 jobs + 1 baseline
     assert json.loads((sweep / "baseline" / "score.json").read_text())["summary"]["score"] == 0.0
@@ -438,7 +440,7 @@ def test_identity_test_sets_are_filled_and_scored_by_name(tmp_path, fake_swift, 
         tmp_path, ["infer"], model_name=["小黄", "Xiao Huang"], model_author=["魔搭", "ModelScope"]
     )
     cfg["data"]["test_dataset"] = str(test)
-    run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
     infer = record.stages["infer"]
     assert (infer["scorer"], infer["score"], infer["n"]) == ("identity", 100.0, 2)
     assert infer["baseline"]["score"] == 0.0
@@ -453,7 +455,7 @@ def test_a_full_parameter_checkpoint_is_inferred_as_a_model_and_not_merged(tmp_p
     (run_dir / "checkpoint-10" / "config.json").write_text("{}")
     cfg = stage_cfg(tmp_path, ["infer", "export"])
     cfg["infer"]["baseline"] = False
-    run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
+    record = run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift), progress=False)
     infer, export = record.stages["infer"], record.stages["export"]
     assert infer["argv"][infer["argv"].index("--model") + 1] == str(run_dir / "checkpoint-10")
     assert "--adapters" not in infer["argv"] and "baseline" not in infer
@@ -471,17 +473,17 @@ def test_re_export_replaces_the_merged_model_and_a_failed_one_keeps_it(
     leave the old weights in place, and a failed re-run must not lose them."""
     record, run_dir = trained_job(tmp_path)
     job = Path(record.job_dir)
-    run_stages(
+    record = run_stages(
         stage_cfg(tmp_path, ["export"]), record, job_dir=job, swift_bin=str(fake_swift), progress=False
     )
     assert merged_from(job) == str(run_dir / "checkpoint-10")
     last = stage_cfg(tmp_path, ["export"], ckpt="last")
-    run_stages(last, record, job_dir=job, swift_bin=str(fake_swift), progress=False)
+    record = run_stages(last, record, job_dir=job, swift_bin=str(fake_swift), progress=False)
     assert merged_from(job) == str(run_dir / "checkpoint-15")
     assert record.stages["export"]["checkpoint"] == str(run_dir / "checkpoint-15")
 
     monkeypatch.setenv("FAKE_SWIFT_FAIL", "export")
-    run_stages(
+    record = run_stages(
         stage_cfg(tmp_path, ["export"]), record, job_dir=job, swift_bin=str(fake_swift), progress=False
     )
     assert (
@@ -497,7 +499,7 @@ def test_the_baseline_is_the_base_model_the_adapter_was_trained_from(tmp_path, f
     record, run_dir = trained_job(tmp_path)
     args = {"model": "Qwen/Qwen2.5-1.5B-Instruct", "model_type": "qwen2_5", "template": "qwen2_5"}
     (run_dir / "checkpoint-10" / "args.json").write_text(json.dumps(args))
-    run_stages(
+    record = run_stages(
         stage_cfg(tmp_path, ["infer"]), record, job_dir=Path(record.job_dir), swift_bin=str(fake_swift)
     )
     log_text = (Path(record.job_dir) / "baseline" / "infer.log").read_text()
@@ -513,7 +515,7 @@ def test_ctrl_c_in_a_stage_marks_the_job_interrupted_and_skips_the_rest(tmp_path
     monkeypatch.setattr(stages, "run_swift", lambda argv, **kw: Outcome(-2, True, "now", 0.5))
     record, _ = trained_job(tmp_path)
     cfg = stage_cfg(tmp_path, ["sft", "infer", "export"])
-    run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin="swift", progress=False)
+    record = run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin="swift", progress=False)
     saved = read_record(record.job_dir)
     assert saved.status == "interrupted"  # a sweep starts no more jobs after this one
     assert saved.stages["infer"]["status"] == "interrupted" and "baseline" not in saved.stages["infer"]

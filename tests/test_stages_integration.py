@@ -14,8 +14,9 @@ import pytest
 from conftest import compose_config
 
 from swiftops.configs import job_config
+from swiftops.job import run_stages
 from swiftops.record import read_record
-from swiftops.stages import choose_checkpoint, load_run, resolve_checkpoint, run_stages
+from swiftops.stages import choose_checkpoint, load_run, resolve_checkpoint
 from swiftops.validate import find_swift
 
 pytestmark = pytest.mark.integration
@@ -151,7 +152,7 @@ def test_ckpt_best_on_a_run_without_checkpoints_is_recorded_with_the_run_named(o
     record = load_run(empty_run)
     with pytest.raises(ValueError, match="no checkpoints"):
         choose_checkpoint(record, "best")
-    run_stages(
+    record = run_stages(
         {**cfg, "stages": ["infer"]}, record, job_dir=tmp_path / "job", swift_bin=swift_bin, progress=False
     )
     infer = read_record(tmp_path / "job").stages["infer"]

@@ -8,11 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import sigint_as_from_a_terminal
+from conftest import run_sweep, start_interruptible
 
-from swiftops.__main__ import run_task
-from swiftops.configs import register
-from swiftops.paths import conf_dir
 from swiftops.record import find_records, read_record
 
 pytestmark = pytest.mark.sweep
@@ -29,19 +26,6 @@ def local_inputs(stand_in_files) -> list[str]:
         "progress=false",
         "report.enabled=false",
     ]
-
-
-def run_sweep(hydra_sweep_runner, sweep_dir: Path, overrides: list[str]):
-    register()
-    return hydra_sweep_runner(
-        calling_file=__file__,
-        calling_module=None,
-        task_function=run_task,
-        config_path=str(conf_dir()),
-        config_name="config",
-        overrides=overrides,
-        temp_dir=str(sweep_dir),
-    )
 
 
 def test_four_jobs_one_failing_all_recorded_and_table_written(
@@ -74,7 +58,7 @@ def test_four_jobs_one_failing_all_recorded_and_table_written(
 
         rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
         assert [row["status"] for row in rows] == ["completed", "completed", "failed", "failed"]
-        assert {"lr", "lora_rank", "verdict", "next"} <= set(rows[0])
+        assert {"lr", "lora_rank", "verdict", "next_override", "error"} <= set(rows[0])
     out = capsys.readouterr().out
     assert "| job |" in out.replace("|   job |", "| job |") or "job" in out.splitlines()[0] or "job" in out
 
@@ -126,12 +110,9 @@ def test_interrupted_sweep_records_the_rest_and_still_writes_the_table(tmp_path,
         "lr=1e-4,5e-5,3e-5",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    proc = subprocess.Popen(
+    proc = start_interruptible(
         cmd,
         env=env,
-        preexec_fn=sigint_as_from_a_terminal,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
         text=True,
     )
     deadline = time.monotonic() + 60
