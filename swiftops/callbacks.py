@@ -1,25 +1,48 @@
-"""The Hydra callback that closes every run and sweep: the comparison table (CSV + markdown on
-the console) and the HTML report. Hydra reaches it even when jobs failed, because jobs never
-raise (see swiftops.job)."""
+"""The Hydra callback that opens and closes every run and sweep: before any job, the output
+folders must be writable; at the end, the comparison table (CSV + markdown on the console) and
+the HTML report. Hydra reaches the end even when jobs failed, because jobs never raise (see
+swiftops.job), and a job that raises all the same is turned into a failed one here."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("swiftops")
 
 
 class SweepSummary(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra creates the run folder after this callback: a read-only one would end in its traceback
+        check_output_dirs(config, [("hydra.run.dir", config.hydra.run.dir)])
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # every combination is checked before the first job starts
         from swiftops.sweep_check import check_sweep
 
+        check_output_dirs(config, [("hydra.sweep.dir", config.hydra.sweep.dir)])
+        # every combination is checked before the first job starts
         check_sweep(config)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        # A sweep job that raised makes Hydra skip on_multirun_end, and with it the table and the
+        # report of every other job: it becomes a failed job instead, its traceback logged.
+        if job_return.status == JobStatus.FAILED and in_sweep(config):
+            error = job_return._return_value  # the exception (the public getter re-raises it)
+            job_dir = Path(str(config.hydra.runtime.output_dir))
+            log.error(
+                "job %s raised out of swiftops: recorded as failed, the sweep goes on",
+                job_dir,
+                exc_info=(type(error), error, error.__traceback__),
+            )
+            record_raised_job(job_dir, config, error)
+            job_return.status, job_return.return_value = JobStatus.COMPLETED, "failed"
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep(Path(config.hydra.sweep.dir), config)
@@ -28,20 +51,108 @@ class SweepSummary(Callback):
         close_sweep(Path(config.hydra.runtime.output_dir), config)
 
 
+def in_sweep(config: DictConfig) -> bool:
+    # Hydra's test harness leaves hydra.mode unset in sweep jobs; a job number means a sweep
+    return config.hydra.mode == RunMode.MULTIRUN or OmegaConf.select(config, "hydra.job.num") is not None
+
+
+def unwritable(path: str | os.PathLike) -> str | None:
+    """Why files can't be created at path (a folder, made if missing), or None when they can."""
+    target = Path(os.path.abspath(path))
+    existing = target
+    while not _exists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    # os.access sees permissions and read-only mounts; as root, permissions never refuse
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable" + ("" if existing == target else f", so {target} can't be made")
+    return None
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # under a folder we may not search (no x bit): its parent says why
+        return False
+
+
+def check_output_dirs(config: DictConfig, dirs: list[tuple[str, Any]]) -> None:
+    """Refuse the run (exit 2) before any job when a folder it writes to is not writable: Hydra's
+    job folders, and the report's folder (unless no report will be written)."""
+    from swiftops.validate import ConfigError, refuse
+
+    report = config.get("report") or {}
+    if report.get("enabled", True) and not config.get("dry_run"):
+        dirs = [*dirs, ("report.dir", report.get("dir", "reports"))]
+    problems = []
+    for key, path in dirs:
+        why = unwritable(str(path))
+        if why:
+            problems.append(f"{key} = {path}: {why}; choose another with {key}=PATH")
+    if problems:
+        refuse(ConfigError(problems))
+
+
+def record_raised_job(job_dir: Path, config: DictConfig, error: BaseException) -> None:
+    """Mark the job of an exception failed in its run.json (one left `running`, or a new one),
+    where the disk lets us: on a full disk the log line is all there is."""
+    from swiftops.record import FAILED, RUNNING, RunRecord, read_record, write_record
+
+    why = f"swiftops error: {type(error).__name__}: {error}"
+    try:
+        record = read_record(job_dir)
+    except (OSError, ValueError):
+        record = RunRecord(
+            status=FAILED,
+            job_dir=str(job_dir),
+            argv=[],
+            overrides=[str(o) for o in config.hydra.overrides.task],
+            job_num=OmegaConf.select(config, "hydra.job.num"),
+        )
+    if record.status not in (RUNNING, FAILED):
+        return  # the job had finished and recorded itself before it raised
+    record.status, record.error = FAILED, f"{why}\n{record.error or ''}".rstrip()
+    try:
+        write_record(record, job_dir)
+    except OSError as exc:
+        log.error("the record of %s could not be written either: %s", job_dir, exc)
+
+
+def read_records(paths: list[Path]) -> list[Any]:
+    """The records at paths, in order; one that can't be read is logged, naming its file, and
+    stands in the table as an `unreadable` row."""
+    from swiftops.record import read_record, unreadable_record
+
+    records = []
+    for path in paths:
+        try:
+            records.append(read_record(path))
+        except (OSError, ValueError) as exc:
+            log.warning("%s can't be read, shown as unreadable: %s", path, exc)
+            records.append(unreadable_record(path, exc))
+    return records
+
+
 def close_sweep(folder: Path, config: DictConfig) -> Path | None:
     """Table and report for every run.json under folder; returns the report's path. Never
     raises: a broken report must not hide the table, nor the table the runs."""
-    from swiftops.record import find_records, read_record
+    from swiftops.record import find_records
     from swiftops.summary import markdown_table, summary_csv, summary_rows
 
-    paths = find_records(folder) if folder.is_dir() else []
+    try:
+        paths = find_records(folder) if folder.is_dir() else []
+    except OSError:
+        log.exception("could not list the records of %s", folder)
+        paths = []
     if not paths:
         return None  # dry runs and runs stopped by a config error leave no records
-    records = [read_record(p) for p in paths]
+    records = read_records(paths)
     try:
         rows = summary_rows(records)
-        (folder / "summary.csv").write_text(summary_csv(rows), encoding="utf-8")
         print(f"\n{markdown_table(rows)}\n", flush=True)
+        # after the console table: a full disk must not hide it
+        (folder / "summary.csv").write_text(summary_csv(rows), encoding="utf-8")
     except Exception:
         log.exception("could not write the summary table of %s", folder)
     report_cfg = config.get("report") or {}

@@ -3,18 +3,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from swiftops.runfolder import natural_key
 
 RECORD_NAME = "run.json"
 
 # status of a job as a whole
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
 STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED)
+# not a job's status: what the table and the report show for a run.json that can't be read
+UNREADABLE = "unreadable"
+
+
+class RecordError(ValueError):
+    """A run.json that parses but holds no record (a list, a number, a record's fields missing)."""
 
 
 @dataclass
@@ -34,6 +44,7 @@ class RunRecord:
     started: str | None = None  # ISO 8601, local time with offset
     duration_s: float | None = None
     error: str | None = None  # tail of swift.log when the job failed
+    error_line: str | None = None  # swift's own error, e.g. "ValueError: remaining_argv: [...]"
     log_path: str | None = None
     sweep_dir: str | None = None  # the multirun folder (None for single runs)
     job_num: int | None = None
@@ -53,29 +64,92 @@ class RunRecord:
 
 
 def write_record(record: RunRecord, job_dir: str | Path | None = None) -> Path:
-    """Write run.json atomically (a killed orchestrator never leaves half a record)."""
+    """Write run.json atomically (a killed orchestrator never leaves half a record).
+
+    Raises:
+        OSError: the record could not be written (a full disk, a read-only folder); the previous
+            run.json, if any, is left as it was, and no half-written temporary file stays behind.
+    """
     path = Path(job_dir or record.job_dir) / RECORD_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        # on a full disk the write stops part-way: the partial file would only take more space
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return path
 
 
+# the fields every reader of a record relies on, with their types (None allowed or not)
+_REQUIRED = {"status": str, "job_dir": str, "argv": list}
+_TYPED = {
+    "params": (dict, False),
+    "overrides": (list, False),
+    "stages": (dict, False),
+    "diagnosis": (dict, True),
+    "lineage": (dict, True),
+}
+
+
 def read_record(path: str | Path) -> RunRecord:
-    """Read run.json, given the file or the job folder holding it."""
+    """Read run.json, given the file or the job folder holding it.
+
+    Raises:
+        OSError: it can't be read.
+        ValueError: it is not a record: bytes that are not UTF-8, text that is not JSON (an empty
+            or truncated file), or RecordError for JSON that is not a record.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / RECORD_NAME
-    return RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: holds a JSON {type(data).__name__}, not a record")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(data.get(key), kind):
+            raise RecordError(f"{path}: {key!r} is missing or not a {kind.__name__}")
+    for key, (kind, nullable) in _TYPED.items():
+        if key in data and not isinstance(data[key], kind) and not (nullable and data[key] is None):
+            raise RecordError(f"{path}: {key!r} is not a {kind.__name__}")
+    return RunRecord.from_dict(data)
+
+
+def unreadable_record(path: str | Path, error: Exception) -> RunRecord:
+    """A stand-in for a run.json that can't be read, so the table and report still show the job."""
+    path = Path(path)
+    job_dir = path.parent if path.name == RECORD_NAME else path
+    return RunRecord(
+        status=UNREADABLE,
+        job_dir=str(job_dir),
+        argv=[],
+        error=f"{path} could not be read: {type(error).__name__}: {error}",
+        job_num=int(job_dir.name) if job_dir.name.isdigit() else None,
+    )
 
 
 def find_records(root: str | Path) -> list[Path]:
     """Every run.json under root (itself included), in job order: numeric folder names
     sort as numbers, so job 10 comes after job 9."""
-
-    def key(p: Path) -> list[Any]:
-        return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in p.relative_to(root).parts]
-
     root = Path(root)
-    return sorted(root.rglob(RECORD_NAME), key=key)
+    return sorted(root.rglob(RECORD_NAME), key=lambda p: natural_key(p.relative_to(root)))
+
+
+def json_safe(value: Any) -> Any:
+    """value as plain JSON: NaN and inf become None (JSON has neither), numpy numbers plain
+    numbers, tuples lists, keys strings, anything else its str()."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalars, without numpy
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +19,17 @@ from swiftops.paths import conf_dir
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_DIR = TESTS_DIR.parent
-TUTORIAL_DATA = REPO_DIR.parent / "shared" / "tutorial_data"
+SHARED_DIR = REPO_DIR.parent / "shared"  # beside the project here; a fresh clone has none
+TUTORIAL_DATA = SHARED_DIR / "tutorial_data"
+
+
+def needs_shared(*parts: str) -> pytest.MarkDecorator:
+    """Skip unless ../shared/PARTS exists (the tutorial's data, the diagnosis corpus)."""
+    relative = "/".join(parts)
+    return pytest.mark.skipif(
+        not SHARED_DIR.joinpath(*parts).exists(),
+        reason=f"needs ../shared/{relative}: absent in this checkout",
+    )
 
 
 def compose_config(overrides: list[str] | None = None, *, hydra_node: bool = False):
@@ -37,16 +49,97 @@ def composed():
 FAKE_SWIFT = TESTS_DIR / "fake_swift.py"
 
 
-@pytest.fixture
-def fake_swift(tmp_path) -> Path:
-    """An executable stand-in for `swift` (see tests/fake_swift.py) run by this Python."""
-    path = tmp_path / "bin" / "swift"
-    path.parent.mkdir()
+def write_fake_swift(folder: Path) -> Path:
+    """folder/bin/swift: an executable stand-in for `swift` (see tests/fake_swift.py) run by this
+    Python. Its path names every process it runs, so a test can look for them."""
+    path = folder / "bin" / "swift"
+    path.parent.mkdir(parents=True)
     path.write_text(
         f"#!{sys.executable}\nimport runpy, sys\nrunpy.run_path({str(FAKE_SWIFT)!r}, run_name='__main__')\n"
     )
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
     return path
+
+
+@pytest.fixture
+def fake_swift(tmp_path) -> Path:
+    """An executable stand-in for `swift` (see tests/fake_swift.py) run by this Python."""
+    return write_fake_swift(tmp_path)
+
+
+def processes_with(marker: str) -> list[tuple[int, str]]:
+    """(pid, command line) of every live process whose command line holds marker, this one aside."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if marker in cmdline:  # a zombie's command line is empty: only live ones match
+            found.append((int(proc.name), cmdline))
+    return found
+
+
+def commands_with(marker: str) -> list[str]:
+    """The command lines of processes_with(marker): what a test prints when some are left."""
+    return [cmdline for _, cmdline in processes_with(marker)]
+
+
+def start_interruptible(command: list[str], **popen: object) -> subprocess.Popen:
+    """A child (`python -m swiftops ...`) that a test stops with a signal: SIGINT restored (see
+    sigint_as_from_a_terminal), its output captured in one pipe."""
+    return subprocess.Popen(
+        command,
+        preexec_fn=sigint_as_from_a_terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        **popen,
+    )
+
+
+def run_sweep(hydra_sweep_runner, sweep_dir: Path, overrides: list[str]):
+    """A multirun of the swiftops app in this process (Hydra's test harness), into sweep_dir."""
+    from swiftops.__main__ import run_task
+
+    register()
+    return hydra_sweep_runner(
+        calling_file=__file__,
+        calling_module=None,
+        task_function=run_task,
+        config_path=str(conf_dir()),
+        config_name="config",
+        overrides=overrides,
+        temp_dir=str(sweep_dir),
+    )
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody may write to: chmod 0o555, or for root (whom permissions never stop) a
+    read-only tmpfs where mounting one is allowed; else the test is skipped."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)  # so pytest can clean tmp_path up
+        return
+    mount = shutil.which("mount")
+    done = mount and subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "ro,size=64k", "swiftops-test", str(folder)], capture_output=True
+    )
+    if not done or done.returncode != 0:
+        pytest.skip(
+            "running as root, where chmod 0o555 does not stop writes, and no read-only tmpfs can be mounted"
+        )
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
 
 
 @pytest.fixture

@@ -21,6 +21,14 @@ D/model.safetensors; an existing D fails without `--exist_ok true` (FileExistsEr
 is left as it is, the merge skipped (exit 0), as in swift 4.6.
 FAKE_SWIFT_CALLS=FILE appends each command's name to FILE (to count launches);
 FAKE_SWIFT_FAIL=infer (or export) makes that command crash.
+FAKE_SWIFT_FAULTS scripts a fault of `sft`, matched as FAKE_SWIFT_SHAPES is ([[{flag: value}, fault]]):
+  crash_at_start    a traceback and exit 1 before any run folder or log line
+  killed            SIGKILL to itself after 3 logged steps (as kill -9 or the OOM killer would)
+  garbage_lines     logging.jsonl interleaved with lines that are not JSON objects, and a half line
+  nan_inf           bare NaN and Infinity in logging.jsonl (as swift writes them; strict JSON rejects them)
+  non_utf8          invalid UTF-8 bytes in the console output (swift.log) and in logging.jsonl
+  corrupt_events    the event file overwritten with garbage bytes in its middle, after training
+  truncated_events  the event file cut off in the middle of a record, after training
 """
 
 from __future__ import annotations
@@ -28,9 +36,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
+
+FAULTS = (
+    "crash_at_start",
+    "killed",
+    "garbage_lines",
+    "nan_inf",
+    "non_utf8",
+    "corrupt_events",
+    "truncated_events",
+)
 
 
 def flag(argv: list[str], name: str, default: str | None = None) -> str | None:
@@ -52,14 +71,19 @@ def sft(argv: list[str]) -> int:
     lr = float(flag(argv, "learning_rate", "1e-4"))
     epochs = float(flag(argv, "num_train_epochs", "1"))
     step_seconds = float(os.environ.get("FAKE_SWIFT_STEP_SECONDS", "0"))
+    fault = scripted(argv, "FAKE_SWIFT_FAULTS")
+    if fault not in (None, *FAULTS):
+        raise SystemExit(f"fake swift: unknown fault {fault!r}")
+    if fault == "crash_at_start":
+        return crash("ImportError: fake swift could not import its pipelines")
     run_dir = output_dir / f"v0-{time.strftime('%Y%m%d-%H%M%S')}"
     (run_dir / "runs").mkdir(parents=True, exist_ok=True)
     print(f"[INFO:swift] output_dir: {run_dir}", flush=True)
     writer = EventFileWriter(str(run_dir / "runs"))
     max_steps = max(2, int(10 * epochs))
-    with open(run_dir / "logging.jsonl", "w") as log:
+    with open(run_dir / "logging.jsonl", "w", encoding="utf-8", errors="surrogateescape") as log:
         code, last_ckpt, best_ckpt, best, loss = train_loop(
-            log, writer, run_dir, lr, max_steps, step_seconds, scripted_shape(argv)
+            log, writer, run_dir, lr, max_steps, step_seconds, scripted_shape(argv), fault
         )
         if code:
             return code
@@ -72,8 +96,37 @@ def sft(argv: list[str]) -> int:
         }
         log.write(json.dumps(summary) + "\n")
     writer.close()
+    if fault in ("corrupt_events", "truncated_events"):
+        damage_events(run_dir, fault)
     print(f"last_model_checkpoint: {last_ckpt}\nbest_model_checkpoint: {best_ckpt}", flush=True)
     return 0
+
+
+def damage_events(run_dir: Path, fault: str) -> None:
+    """Garbage over the middle of the event file, or the file cut inside a record."""
+    (path,) = (run_dir / "runs").glob("events.out.tfevents.*")
+    data = path.read_bytes()
+    if fault == "corrupt_events":
+        middle = len(data) // 2
+        data = data[: middle - 64] + b"\xde\xad\xbe\xef" * 32 + data[middle + 64 :]
+    else:
+        data = data[: len(data) * 2 // 3 + 5]  # 5 bytes past a cut point: inside a record's framing
+    path.write_bytes(data)
+
+
+def write_fault_lines(log, writer, fault: str | None, step: int, max_steps: int) -> None:
+    """The fault's extra lines in logging.jsonl after this step's line."""
+    if fault == "garbage_lines" and step in (2, 4):
+        log.write('this is not json\n[1, 2, 3]\n42\n{"loss": 1.0, "global_st\n\n')
+    elif fault == "nan_inf" and step == 3:
+        # swift's json.dumps writes bare NaN and Infinity: here an eval loss gone to Infinity
+        log.write(json.dumps({"eval_loss": math.inf, "global_step/max_steps": f"{step}/{max_steps}"}) + "\n")
+        write_scalar(writer, "eval/loss", math.inf, step)
+    elif fault == "non_utf8" and step == 2:
+        log.write('\udcff\udcfe{"loss": \udcc3(\n')  # surrogateescape writes the raw bytes ff fe c3
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"[INFO:swift] caf\xe9 \xff\xfe not utf-8\n")
+        sys.stdout.buffer.flush()
 
 
 def _wiggle(step: int) -> float:
@@ -99,9 +152,14 @@ SHAPES = {
 
 def scripted_shape(argv: list[str]) -> str | None:
     """The shape FAKE_SWIFT_SHAPES gives this command line, if any."""
-    for match, shape in json.loads(os.environ.get("FAKE_SWIFT_SHAPES") or "[]"):
-        if all(_same(flag(argv, key), value) for key, value in match.items()):
-            return shape
+    return scripted(argv, "FAKE_SWIFT_SHAPES")
+
+
+def scripted(argv: list[str], variable: str) -> str | None:
+    """The value the environment variable's [[{flag: value}, value], ...] gives this command line."""
+    for match, value in json.loads(os.environ.get(variable) or "[]"):
+        if all(_same(flag(argv, key), wanted) for key, wanted in match.items()):
+            return value
     return None
 
 
@@ -114,10 +172,12 @@ def _same(given: str | None, wanted) -> bool:
         return given == str(wanted)
 
 
-def train_loop(log, writer, run_dir, lr, max_steps, step_seconds, shape=None):
+def train_loop(log, writer, run_dir, lr, max_steps, step_seconds, shape=None, fault=None):
     best, best_ckpt, last_ckpt, loss = math.inf, None, None, math.nan
     for step in range(1, max_steps + 1):
         time.sleep(step_seconds)
+        if fault == "killed" and step > 3:
+            os.kill(os.getpid(), signal.SIGKILL)
         if ((shape is None and lr >= 1) or shape == "crash") and step > 2:
             print("Traceback (most recent call last):\nRuntimeError: fake swift crashed", flush=True)
             writer.close()
@@ -129,13 +189,14 @@ def train_loop(log, writer, run_dir, lr, max_steps, step_seconds, shape=None):
             eval_loss = loss + 0.1
         line = {
             "loss": loss,
-            "grad_norm": 1.0,
+            "grad_norm": math.nan if fault == "nan_inf" and step >= 3 else 1.0,
             "learning_rate": lr,
             "epoch": step / 10,
             "global_step/max_steps": f"{step}/{max_steps}",
             "remaining_time": "0s",
         }
         log.write(json.dumps(line) + "\n")
+        write_fault_lines(log, writer, fault, step, max_steps)
         write_scalar(writer, "train/loss", loss, step)
         if step % 5 == 0 or step == max_steps:
             log.write(

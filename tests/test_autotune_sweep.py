@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import sigint_as_from_a_terminal
+from conftest import start_interruptible
 
 from swiftops.record import find_records, read_record
 
@@ -203,12 +203,9 @@ def test_the_finishing_stages_run_on_the_converged_runs_best_checkpoint(tmp_path
 def test_ctrl_c_mid_round_stops_the_job_and_still_writes_the_path_and_report(tmp_path, fake_swift, inputs):
     env = dict(os.environ, FAKE_SWIFT_SHAPES=json.dumps(TUTORIAL_SHAPES), FAKE_SWIFT_STEP_SECONDS="0.5")
     cmd = autotune_cmd(tmp_path, fake_swift, inputs, "lr=0.1", "epochs=1")
-    proc = subprocess.Popen(
+    proc = start_interruptible(
         cmd,
         env=env,
-        preexec_fn=sigint_as_from_a_terminal,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
         text=True,
     )
     deadline = time.monotonic() + 120

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TUTORIAL_DATA, compose_config
+from conftest import TUTORIAL_DATA, compose_config, needs_shared
 from omegaconf import OmegaConf
 from test_command import argv_to_flags
 
@@ -56,6 +56,7 @@ def test_an_unknown_sweep_lists_the_available_ones():
         assert name in message
 
 
+@needs_shared("tutorial_data", "zh")  # where the configs point when the files are there
 @pytest.mark.parametrize("run", sorted(TUTORIAL_TABLE))
 def test_tutorial_runs_build_the_tutorials_flags(run, monkeypatch):
     monkeypatch.setenv("SWIFTOPS_TUTORIAL_DATA", str(TUTORIAL_DATA / "zh"))
@@ -121,15 +122,15 @@ def test_the_tiny_tutorial_sweep_runs_the_five_tiny_experiments_in_order():
     ]
 
 
-@pytest.mark.parametrize("source", ["zh", "built_in"])
+@pytest.mark.parametrize(
+    "source", [pytest.param("zh", marks=needs_shared("tutorial_data", "zh")), "built_in"]
+)
 @pytest.mark.parametrize("run", sorted(TUTORIAL_TINY_TABLE))
 def test_tiny_tutorial_runs_build_their_flags_on_the_tiny_model(run, source, monkeypatch, tmp_path):
     from swiftops.configs import TUTORIAL_FILES
     from swiftops.tiny import tiny_assets
 
     folder = TUTORIAL_DATA / "zh" if source == "zh" else tmp_path / "absent"
-    if source == "zh" and not (folder / "train_100.jsonl").is_file():
-        pytest.skip(f"the tutorial's zh files are not at {folder}")
     monkeypatch.setenv("SWIFTOPS_TUTORIAL_DATA", str(folder))
     lr, rank, epochs, name, batch, accum, eval_steps = TUTORIAL_TINY_TABLE[run]
     flags = argv_to_flags(

@@ -8,15 +8,13 @@ import csv
 import json
 
 import pytest
-from conftest import REPO_DIR
+from conftest import REPO_DIR, needs_shared
 
 from swiftops.classify import classify_target, find_targets, main
 from swiftops.diagnosis import VERDICTS, ClassifySettings
 
 CORPUS = REPO_DIR.parent / "shared" / "diagnosis_corpus"
-needs_corpus = pytest.mark.skipif(
-    not (CORPUS / "dev" / "labels.csv").is_file(), reason=f"no diagnosis corpus at {CORPUS}"
-)
+needs_corpus = needs_shared("diagnosis_corpus", "dev", "labels.csv")
 
 
 def runs(part: str) -> list:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TUTORIAL_DATA
+from conftest import TUTORIAL_DATA, needs_shared
 
 from swiftops.scoring import (
     EXAM,
@@ -26,7 +26,7 @@ TUTORIAL_ANSWERS = ["78", "400", "60", "7", "25", "15", "30", "33", "364", "600"
 ZH_TEST = TUTORIAL_DATA / "zh" / "test.jsonl"
 EN_TEST = TUTORIAL_DATA / "en" / "test.jsonl"
 
-needs_tutorial = pytest.mark.skipif(not ZH_TEST.is_file(), reason=f"the tutorial's data is not at {ZH_TEST}")
+needs_tutorial = needs_shared("tutorial_data", "zh", "test.jsonl")
 
 
 def tutorial_labels(path) -> list[str]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_sweep
 
 from swiftops import swift_args
 from swiftops.command import installed_swift_version
@@ -256,25 +257,13 @@ def test_real_swift_refuses_a_typo_at_once_and_the_cli_exits_2_before_swift_star
 def test_a_sweep_with_an_unknown_flag_stops_before_any_job(
     hydra_sweep_runner, tmp_path, cache, fake, stand_in_files, capsys
 ):
-    from swiftops.__main__ import run_task
-    from swiftops.configs import register
-    from swiftops.paths import conf_dir
     from swiftops.record import find_records
 
     model, data = stand_in_files
     sweep_dir = tmp_path / "sweep"
     overrides = [f"model.id={model}", f"data.dataset=[{data}]", "progress=false", "report.enabled=false"]
     overrides += [f"swift_bin={fake.swift}", "lr=1e-4,1e-3", "+args.lora_dropuot=0.1", "+args.x={a:nan}"]
-    register()
-    runner = hydra_sweep_runner(
-        calling_file=__file__,
-        calling_module=None,
-        task_function=run_task,
-        config_path=str(conf_dir()),
-        config_name="config",
-        overrides=overrides,
-        temp_dir=str(sweep_dir),
-    )
+    runner = run_sweep(hydra_sweep_runner, sweep_dir, overrides)
     with pytest.raises(SystemExit) as stop, runner:
         pass
     assert stop.value.code == 2

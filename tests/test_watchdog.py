@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_DIR
+from conftest import REPO_DIR, needs_shared
 from helpers_events import decay, steps_of, write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -247,7 +247,7 @@ def test_a_stop_is_never_contradicted_by_the_verdict_at_the_end(n, drift, noise,
 CORPUS = REPO_DIR.parent / "shared" / "diagnosis_corpus" / "dev"
 
 
-@pytest.mark.skipif(not (CORPUS / "runs").is_dir(), reason=f"no diagnosis corpus at {CORPUS}")
+@needs_shared("diagnosis_corpus", "dev", "runs")
 def test_replayed_over_every_prefix_of_the_dev_corpus_it_stops_only_failed_runs():
     stopped, false_stops = [], []
     runs = sorted(p for p in (CORPUS / "runs").iterdir() if p.is_dir())
