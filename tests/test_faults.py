@@ -229,7 +229,35 @@ def test_a_full_disk_writing_one_record_leaves_the_rest_of_the_sweep_whole(
             assert records[1].status == "running"  # the last record the disk took
         assert not (sweep_dir / "1" / "run.json.tmp").exists()  # no half-written file left taking space
     out = "".join(capsys.readouterr())  # Hydra's log handlers write there, not to caplog
-    assert f"job {sweep_dir / '1'} raised out of swiftops" in out, out
+    # the app catches it: the job's error logged, naming the job, and that its record could not be written
+    assert f"job {sweep_dir / '1'} failed inside swiftops" in out, out
+    assert f"could not write the record of {sweep_dir / '1'}" in out and "No space left" in out, out
+
+
+def test_a_job_that_raises_out_of_the_app_is_recorded_failed_and_the_sweep_closes(
+    hydra_sweep_runner, tmp_path, fake_swift, inputs, monkeypatch
+):
+    """A defect that escapes even the app's own catch (here its record of the failure raises too)
+    would make Hydra skip the end of the sweep: the callback turns the job into a failed one."""
+    import swiftops.job as job
+
+    real_run_job, real_new_record = job.run_job, job.new_record
+
+    def broken_in_job_1(run):
+        def call(cfg, ctx):
+            if ctx.job_num == 1:
+                raise RuntimeError("a defect in swiftops")
+            return run(cfg, ctx)
+
+        return call
+
+    monkeypatch.setattr(job, "run_job", broken_in_job_1(real_run_job))
+    monkeypatch.setattr(job, "new_record", broken_in_job_1(real_new_record))
+    sweep_dir = tmp_path / "sweep"
+    with run_sweep(hydra_sweep_runner, sweep_dir, [*inputs, LRS]) as sweep:
+        assert [r.return_value for r in sweep.returns[0]] == ["completed", "failed", "completed"]
+        records = assert_sweep_whole(sweep_dir, tmp_path / "reports", fake_swift, [0, 1, 2])
+    assert records[1].status == "failed" and "RuntimeError: a defect in swiftops" in records[1].error
 
 
 # ---------------------------------------------------------------------------------------------

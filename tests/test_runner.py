@@ -78,28 +78,15 @@ def test_progress_text_and_incremental_reading(tmp_path):
     log = run / "logging.jsonl"
     log.write_text(json.dumps({"loss": 2.5, "global_step/max_steps": "3/10", "remaining_time": "7s"}) + "\n")
 
-    class Sink:
-        def __init__(self):
-            self.text = ""
-
-        def isatty(self):
-            return False
-
-        def write(self, s):
-            self.text += s
-
-        def flush(self):
-            pass
-
-    sink = Sink()
+    sink = io.StringIO()  # not a terminal: plain lines
     progress = Progress("job 1", tmp_path, stream=sink, every_s=0)
     progress.poll()
     with open(log, "a") as f:  # a half-written line must wait for its end
         f.write(json.dumps({"eval_loss": 2.1, "global_step/max_steps": "5/10"}) + "\n" + '{"loss": 1.')
     progress.poll()
     progress.close()
-    assert "[job 1] step 3/10  loss 2.5  eta 7s" in sink.text
-    assert "step 5/10  loss 2.5  eval 2.1" in sink.text
+    assert "[job 1] step 3/10  loss 2.5  eta 7s" in sink.getvalue()
+    assert "step 5/10  loss 2.5  eval 2.1" in sink.getvalue()
 
 
 def test_status_follows_exit_code_and_interrupt():
@@ -180,25 +167,13 @@ with open({str(run_dir / "logging.jsonl")!r}, "ab") as log:
     log.write(b'{{"loss": 1.5, "global_step/max_steps": "2/2", "note": "\\xe9t\\xe9"}}\\n')
 """
 
-    class Sink:
-        text = ""
-
-        def isatty(self):
-            return False
-
-        def write(self, s):
-            self.text += s
-
-        def flush(self):
-            pass
-
-    sink = Sink()
+    sink = io.StringIO()  # not a terminal: plain lines
     progress = Progress("job 0", tmp_path / "output", stream=sink, every_s=0)
     outcome = run_in(tmp_path, [sys.executable, "-c", code], progress=progress)
     assert outcome.exit_code == 0 and not outcome.interrupted
     assert not progress.off
-    assert "step 1/2  loss nan  eta 1s" in sink.text
-    assert "step 2/2  loss 1.5  eta 1s" in sink.text
+    assert "step 1/2  loss nan  eta 1s" in sink.getvalue()
+    assert "step 2/2  loss 1.5  eta 1s" in sink.getvalue()
 
 
 def test_a_progress_stream_that_breaks_is_logged_once_and_the_job_goes_on(tmp_path, caplog):
