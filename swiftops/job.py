@@ -1,7 +1,10 @@
-"""One job from top to bottom: resolved config -> swift sft -> run.json with its diagnosis.
+"""One job from top to bottom: resolved config -> swift sft (or run=PATH) -> infer -> export ->
+run.json with its diagnosis.
 
-Called by the Hydra app for each job of a run or sweep; usable without Hydra (tests,
-notebooks) with a plain config dict.
+A straight line: each stage builds its argv (pure), runs through the one runner and returns its
+result; the job assembles the record from those values (dataclasses.replace, never a record patched
+in place) and writes it after each stage. Called by the Hydra app for each job of a run or sweep;
+usable without Hydra (tests, notebooks) with a plain config dict.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from swiftops.runner import (
     STOPPED_BY_WATCHDOG,
     Outcome,
     Progress,
+    interruption_sentence,
     log_tail,
     now_iso,
     run_swift,
     status_of,
-    stop_sentence,
     write_command_script,
 )
 
@@ -193,7 +196,7 @@ def process_fields(record: RunRecord, outcome: Outcome) -> dict[str, Any]:
     status = status_of(outcome)
     error = log_tail(Path(record.log_path)) if status != COMPLETED and record.log_path else None
     if outcome.stop_signal:  # first: the table and the report show the error's first line
-        error = f"{stop_sentence(outcome.stop_signal)}\n{error or ''}".rstrip()
+        error = f"{interruption_sentence(outcome.stop_signal)}\n{error or ''}".rstrip()
     return {
         "status": status,
         "exit_code": outcome.exit_code,

@@ -560,6 +560,6 @@ def status_of(outcome: Outcome) -> str:
     return COMPLETED if outcome.exit_code == 0 else FAILED
 
 
-def stop_sentence(stop_signal: str) -> str:
+def interruption_sentence(stop_signal: str) -> str:
     """'interrupted by SIGHUP (the terminal or ssh session closed)'."""
     return f"interrupted by {STOP_CAUSES.get(stop_signal, stop_signal)}"
