@@ -7,6 +7,7 @@ import logging
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -121,8 +122,7 @@ def record_failure(plain: dict, ctx, error: str) -> str:
     from swiftops.job import new_record
     from swiftops.record import FAILED, write_record
 
-    record = new_record(plain, ctx)
-    record.status, record.error = FAILED, error
+    record = replace(new_record(plain, ctx), status=FAILED, error=error)
     try:
         write_record(record)
     except OSError as exc:  # a full disk or a folder gone: the log keeps the reason

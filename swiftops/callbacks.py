@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def record_raised_job(job_dir: Path, config: DictConfig, error: BaseException) -
         )
     if record.status not in (RUNNING, FAILED):
         return  # the job had finished and recorded itself before it raised
-    record.status, record.error = FAILED, f"{why}\n{record.error or ''}".rstrip()
+    record = replace(record, status=FAILED, error=f"{why}\n{record.error or ''}".rstrip())
     try:
         write_record(record, job_dir)
     except OSError as exc:

@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +149,8 @@ def load_run(path: str | Path) -> RunRecord:
         if record.run_dir and not Path(record.run_dir).is_dir():
             # the job folder was moved: its run is still in output/ under the same name
             moved = path / "output" / Path(record.run_dir).name
-            record.run_dir = str(moved) if moved.is_dir() else record.run_dir
-            record.output_dir = str(path / "output")
+            run_dir = str(moved) if moved.is_dir() else record.run_dir
+            record = replace(record, run_dir=run_dir, output_dir=str(path / "output"))
         return record
     if CHECKPOINT_NAME.match(path.name) and path.is_dir():
         path = path.parent
