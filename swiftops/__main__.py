@@ -12,7 +12,6 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from swiftops.configs import job_config, register
@@ -33,11 +32,11 @@ _single_why: str | None = None
 
 def context_from_hydra(swift_bin: str, progress: bool, autotune: dict | None = None):
     from swiftops.autotune import LINEAGE_KEYS, is_lineage
+    from swiftops.callbacks import in_sweep
     from swiftops.job import JobContext
 
     hc = HydraConfig.get()
-    # Hydra's test harness leaves hydra.mode unset in sweep jobs; a job number means a sweep
-    multirun = hc.mode == RunMode.MULTIRUN or hc.job.get("num") is not None
+    multirun = in_sweep(hc)
     autotune = autotune or {}
     return JobContext(
         job_dir=Path(hc.runtime.output_dir),

@@ -34,7 +34,7 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         # A sweep job that raised makes Hydra skip on_multirun_end, and with it the table and the
         # report of every other job: it becomes a failed job instead, its traceback logged.
-        if job_return.status == JobStatus.FAILED and in_sweep(config):
+        if job_return.status == JobStatus.FAILED and in_sweep(config.hydra):
             error = job_return._return_value  # the exception (the public getter re-raises it)
             job_dir = Path(str(config.hydra.runtime.output_dir))
             log.error(
@@ -52,9 +52,10 @@ class SweepSummary(Callback):
         close_sweep(Path(config.hydra.runtime.output_dir), config)
 
 
-def in_sweep(config: DictConfig) -> bool:
-    # Hydra's test harness leaves hydra.mode unset in sweep jobs; a job number means a sweep
-    return config.hydra.mode == RunMode.MULTIRUN or OmegaConf.select(config, "hydra.job.num") is not None
+def in_sweep(hydra: DictConfig) -> bool:
+    """Whether the job of this `hydra` node runs in a sweep. Hydra's test harness leaves
+    hydra.mode unset in sweep jobs: a job number means a sweep."""
+    return hydra.mode == RunMode.MULTIRUN or OmegaConf.select(hydra, "job.num") is not None
 
 
 def unwritable(path: str | os.PathLike) -> str | None:

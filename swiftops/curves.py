@@ -20,6 +20,7 @@ from swiftops.runfolder import (
     JSONL_NAME,
     LLAMA_FACTORY_LOG,
     TRAINER_STATE,
+    checkpoints,
     event_files,
     find_run_dirs,
     is_summary,
@@ -32,7 +33,6 @@ from swiftops.runfolder import (
     step_of,
     trainer_state_path,
 )
-from swiftops.runfolder import last_checkpoint as last_checkpoint_dir
 from swiftops.tfevents import EventPoints, parse_event_bytes
 
 TRAIN_LOSS = "train/loss"
@@ -155,8 +155,9 @@ def read_run_dir(run_dir: Path) -> Curves:
         warnings.append(nan_warning)
 
     best = log.best_checkpoint or (state and state.best_checkpoint)
-    last_dir = last_checkpoint_dir(run_dir)
-    last = log.last_checkpoint or (str(last_dir) if last_dir else None)
+    # no summary line (a killed run): the highest checkpoint-N, as runfolder.last_checkpoint reads it
+    saved = checkpoints(run_dir) if not log.last_checkpoint else []
+    last = log.last_checkpoint or (str(saved[-1]) if saved else None)
     max_steps = log.max_steps or (state and state.max_steps)
     return Curves(
         run_dir=run_dir,

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from swiftops.command import own_swift_version
+from swiftops.command import installed_swift_version
 from swiftops.swift_args import swift_args_for
 from swiftops.validate import SWIFT_MISSING, looks_like_local_path, strip_sampling, validate_config
 
@@ -44,11 +44,10 @@ def check_job(cfg: Mapping[str, Any], *, swift_found: bool) -> list[str]:
     that will run (cached; the first check of a swift imports it in a subprocess, 8-18 s)."""
     root = tiny_root()
     answer = swift_args_for(cfg.get("swift_bin")) if swift_found else None
-    version = answer.parsed_version if answer is not None and answer.version else own_swift_version()
     problems = validate_config(
         cfg,
         lambda p: p.startswith(root) or os.path.exists(p),
-        swift_version=version,
+        swift_version=installed_swift_version(cfg.get("swift_bin")),
         swift_flags=answer.names if answer is not None else None,
     )
     if not swift_found and not cfg.get("dry_run"):

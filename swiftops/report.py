@@ -242,7 +242,6 @@ def comparison_rows(runs: Sequence[RunView]) -> tuple[list[str], list[dict[str, 
     records = [r.record for r in runs]
     rows = summary_rows(records, [r.diagnosis for r in runs])
     for run, row in zip(runs, rows, strict=True):
-        row["job"] = run.record.job_num if run.record.job_num is not None else run.label
         row["first_train_loss"] = _loss_at(run, "first_train_loss", 0)
         row["final_train_loss"] = _loss_at(run, "final_train_loss", -1)
     return differing_params(records), rows
