@@ -3,6 +3,7 @@ config and job folder into a plain dict and a JobContext, and hands them to swif
 
 from __future__ import annotations
 
+import copy
 import logging
 import shlex
 import signal
@@ -15,22 +16,29 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from swiftops.configs import job_config, register
+from swiftops.leases import job_lease
 from swiftops.paths import conf_dir
 from swiftops.record import FAILED, INTERRUPTED
-from swiftops.runner import handle_stop_signals, stop_requested
+from swiftops.resume import KEEP
+from swiftops.runner import (
+    handle_stop_signals,
+    join_sweep_stops,
+    launched_here,
+    stop_handling,
+    stop_requested,
+)
 from swiftops.validate import ConfigError, find_swift, refuse
 
 log = logging.getLogger("swiftops")
 
-# set once a stop signal (Ctrl-C, SIGTERM, SIGHUP) stopped a job: the sweep's remaining jobs are
-# recorded, not started (stop_requested() says so for a signal that came between jobs)
-_sweep_interrupted = False
-# the status of a single run (no -m), for the process's exit status, and why it failed
+# A single run (no -m) always runs in this process (Hydra launches only sweeps), so its status can
+# live here until main() turns it into the exit status. A sweep's state never does: its jobs may run
+# in other processes, and share the sweep's stop through the sweep folder (runner.share_sweep_stops).
 _single_status: str | None = None
 _single_why: str | None = None
 
 
-def context_from_hydra(swift_bin: str, progress: bool, autotune: dict | None = None):
+def context_from_hydra(swift_bin: str, plain: dict, autotune: dict | None = None):
     from swiftops.autotune import LINEAGE_KEYS, is_lineage
     from swiftops.callbacks import in_sweep
     from swiftops.job import JobContext
@@ -44,23 +52,51 @@ def context_from_hydra(swift_bin: str, progress: bool, autotune: dict | None = N
         sweep_dir=Path(hc.sweep.dir).resolve() if multirun else None,
         job_num=hc.job.num if multirun else None,
         swift_bin=swift_bin,
-        progress=progress,
+        # a sweep's progress is drawn by the process that launched it (swiftops.sweep_progress)
+        progress=bool(plain.get("progress", True)) and not multirun,
         lineage={k: autotune.get(k) for k in LINEAGE_KEYS} if autotune.get("parent") is not None else None,
+        config=copy.deepcopy(plain),
     )
 
 
 def run_task(cfg: DictConfig) -> str:
     """One job: validate, build, launch, record. Returns the job's status; never raises for
-    a failing swift (Hydra would then skip the end-of-sweep table)."""
-    global _sweep_interrupted, _single_status, _single_why
-    from swiftops.job import run_job, skipped_record
-    from swiftops.prepare import check_job, prepare_job
-    from swiftops.stages import CheckpointError
+    a failing swift (Hydra would then skip the end-of-sweep table). Runs in the launching process
+    or in a parallel launcher's worker process alike."""
+    global _single_status, _single_why
 
     plain = job_config(cfg)
     swift_bin = find_swift(plain.get("swift_bin")) or ""
-    ctx = context_from_hydra(swift_bin or "swift", bool(plain.get("progress", True)), plain.get("autotune"))
-    problems = check_job(plain, swift_found=bool(swift_bin))
+    ctx = context_from_hydra(swift_bin or "swift", plain, plain.get("autotune"))
+    if ctx.sweep_dir is not None and not launched_here(ctx.sweep_dir):
+        quiet_terminal()
+    join_sweep_stops(ctx.sweep_dir)
+    with stop_handling():
+        record = run_checked(plain, ctx, bool(swift_bin))
+    if ctx.sweep_dir is None and record is not None:
+        _single_status, _single_why = record.status, failure_sentence(record)
+    return record.status if record is not None else "dry_run"
+
+
+def quiet_terminal() -> None:
+    """In a worker process: its console log lines say only warnings and errors when they would go to
+    a terminal, where the launching process draws the sweep's live display (the job's own log file
+    keeps everything)."""
+    for handler in logging.getLogger().handlers:
+        stream = getattr(handler, "stream", None)
+        console = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+        if console and stream is not None and hasattr(stream, "isatty") and stream.isatty():
+            handler.setLevel(logging.WARNING)
+
+
+def run_checked(plain: dict, ctx, swift_found: bool):
+    """The job's record (None for dry_run): refused when its config can't run, skipped after a
+    stop, kept or resumed under resume=true, else run, holding its GPU lease throughout."""
+    from swiftops.job import earlier_decision, run_job, skipped_record
+    from swiftops.prepare import check_job, prepare_job
+    from swiftops.stages import CheckpointError
+
+    problems = check_job(plain, swift_found=swift_found)
     if problems:
         error = ConfigError(problems)
         if ctx.sweep_dir is None:
@@ -70,14 +106,26 @@ def run_task(cfg: DictConfig) -> str:
 
     if plain.get("dry_run"):
         print_commands(plain, ctx)
-        return "dry_run"
+        return None
 
-    if _sweep_interrupted or stop_requested():  # a stop signal came between jobs: record, don't start
-        return skipped_record(plain, ctx, not_started_reason()).status
+    if stop_requested():  # a stop signal came between jobs: record, don't start
+        return skipped_record(plain, ctx, not_started_reason())
+
+    if plain.get("resume"):
+        decision, earlier = earlier_decision(ctx)
+        log.info("%s: %s", ctx.label, decision.text)
+        ctx = replace(ctx, resume=decision.to_dict())
+        if earlier is not None and decision.action == KEEP:
+            return keep(earlier, decision)
+        if decision.checkpoint:
+            plain = with_resume_checkpoint(plain, decision.checkpoint)
 
     try:
-        plain = prepare_job(plain, ctx.job_dir)
-        record = run_job(plain, ctx)
+        with job_lease(plain, ctx) as leased:
+            if leased is None:  # a stop came while the job waited for GPUs
+                return skipped_record(plain, ctx, not_started_reason())
+            plain = prepare_job(leased, ctx.job_dir)
+            return run_job(plain, ctx)
     except CheckpointError as exc:  # run=PATH holds no run: bad input, named like the others
         if ctx.sweep_dir is None:
             refuse(ConfigError([str(exc)]))
@@ -88,11 +136,6 @@ def run_task(cfg: DictConfig) -> str:
         # a bug of ours in one job must not cost the sweep its other jobs or its table
         log.exception("job %s failed inside swiftops", ctx.job_dir)
         return record_failure(plain, ctx, f"swiftops error: {type(exc).__name__}: {exc}")
-    if record.status == INTERRUPTED:
-        _sweep_interrupted = True
-    if ctx.sweep_dir is None:
-        _single_status, _single_why = record.status, failure_sentence(record)
-    return record.status
 
 
 def failure_sentence(record) -> str | None:
@@ -116,17 +159,31 @@ def print_commands(plain: dict, ctx) -> None:
     print("\n".join(lines), flush=True)
 
 
-def record_failure(plain: dict, ctx, error: str) -> str:
-    """run.json for a job that could not launch swift at all."""
+def record_failure(plain: dict, ctx, error: str):
+    """run.json for a job that could not launch swift at all; returns the record."""
     from swiftops.job import new_record
-    from swiftops.record import FAILED, write_record
+    from swiftops.record import write_record
 
     record = replace(new_record(plain, ctx), status=FAILED, error=error)
     try:
         write_record(record)
     except OSError as exc:  # a full disk or a folder gone: the log keeps the reason
         log.error("could not write the record of %s (%s): %s", ctx.job_dir, exc, error)
-    return FAILED
+    return record
+
+
+def keep(earlier, decision):
+    """resume=true on a completed job: its record as it was, with the decision noted."""
+    from swiftops.record import write_record
+
+    kept = replace(earlier, resume=decision.to_dict())
+    write_record(kept)
+    return kept
+
+
+def with_resume_checkpoint(plain: dict, checkpoint: str) -> dict:
+    """The job's config with swift told to continue from checkpoint (--resume_from_checkpoint)."""
+    return {**plain, "args": {**(plain.get("args") or {}), "resume_from_checkpoint": checkpoint}}
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")

@@ -20,16 +20,31 @@ log = logging.getLogger("swiftops")
 
 
 class SweepSummary(Callback):
+    progress: Any = None  # the sweep's live display, in the launching process only
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Hydra sends its callbacks to a parallel launcher's workers: the display (a thread) stays here
+        return {k: v for k, v in self.__dict__.items() if k != "progress"}
+
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra creates the run folder after this callback: a read-only one would end in its traceback
         check_output_dirs(config, [("hydra.run.dir", config.hydra.run.dir)])
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from swiftops.sweep_check import check_sweep
+        from swiftops.runner import share_sweep_stops
+        from swiftops.sweep_check import check_launcher, check_resume, check_sweep
 
         check_output_dirs(config, [("hydra.sweep.dir", config.hydra.sweep.dir)])
         # every combination is checked before the first job starts
         check_sweep(config)
+        check_launcher(config)
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        if config.get("resume"):
+            lines = check_resume(config)
+            print(f"resume: {sweep_dir}\n" + "\n".join(lines), flush=True)
+        # this process launched the sweep: its stop signals reach every job, wherever it runs
+        share_sweep_stops(sweep_dir, owner=True)
+        self.progress = start_sweep_progress(config, sweep_dir)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         # A sweep job that raised makes Hydra skip on_multirun_end, and with it the table and the
@@ -46,10 +61,30 @@ class SweepSummary(Callback):
             job_return.status, job_return.return_value = JobStatus.COMPLETED, "failed"
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        progress, self.progress = self.progress, None
+        if progress is not None:
+            progress.stop()
         close_sweep(Path(config.hydra.sweep.dir), config)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep(Path(config.hydra.runtime.output_dir), config)
+
+
+def start_sweep_progress(config: DictConfig, sweep_dir: Path) -> Any:
+    """The sweep's live display (progress=true), drawn here from what the jobs write to disk,
+    wherever they run; None when off or it can't start (it only displays)."""
+    if not config.get("progress", True) or config.get("dry_run"):
+        return None
+    try:
+        from swiftops.sweep_check import sweep_size
+        from swiftops.sweep_progress import SweepProgress
+
+        progress = SweepProgress(sweep_dir, sweep_size(config))
+        progress.start()
+        return progress
+    except Exception:
+        log.warning("the sweep's progress display could not start; the sweep runs without it", exc_info=True)
+        return None
 
 
 def in_sweep(hydra: DictConfig) -> bool:
@@ -97,24 +132,41 @@ def check_output_dirs(config: DictConfig, dirs: list[tuple[str, Any]]) -> None:
 
 
 def record_raised_job(job_dir: Path, config: DictConfig, error: BaseException) -> None:
-    """Mark the job of an exception failed in its run.json (one left `running`, or a new one),
-    where the disk lets us: on a full disk the log line is all there is."""
-    from swiftops.record import FAILED, RUNNING, RunRecord, read_record, write_record
+    """Mark the job of an exception failed in its run.json (one left `running`, or a new one)."""
+    record_ended_job(
+        job_dir,
+        [str(o) for o in config.hydra.overrides.task],
+        OmegaConf.select(config, "hydra.job.num"),
+        f"swiftops error: {type(error).__name__}: {error}",
+    )
 
-    why = f"swiftops error: {type(error).__name__}: {error}"
+
+def record_ended_job(
+    job_dir: Path,
+    overrides: list[str],
+    job_num: int | None,
+    why: str,
+    detail: str | None = None,
+    *,
+    interrupted: bool = False,
+) -> None:
+    """Record in run.json a job that ended without recording its end (it raised, or the scheduler
+    stopped it), where the disk lets us: on a full disk the log line is all there is. Failed, or
+    with interrupted=True (the scheduler stopped it) interrupted, so resume=true continues it; a
+    job that recorded itself completed keeps its record."""
+    from swiftops.record import FAILED, INTERRUPTED, RUNNING, RunRecord, read_record, write_record
+
+    status = INTERRUPTED if interrupted else FAILED
     try:
         record = read_record(job_dir)
     except (OSError, ValueError):
-        record = RunRecord(
-            status=FAILED,
-            job_dir=str(job_dir),
-            argv=[],
-            overrides=[str(o) for o in config.hydra.overrides.task],
-            job_num=OmegaConf.select(config, "hydra.job.num"),
-        )
-    if record.status not in (RUNNING, FAILED):
-        return  # the job had finished and recorded itself before it raised
-    record = replace(record, status=FAILED, error=f"{why}\n{record.error or ''}".rstrip())
+        record = RunRecord(status=status, job_dir=str(job_dir), argv=[], overrides=overrides, job_num=job_num)
+    # a job that recorded its own end keeps it; one stopped from outside is resumable, whatever it said
+    replaceable = (RUNNING, FAILED, INTERRUPTED) if interrupted else (RUNNING, FAILED)
+    if record.status not in replaceable:
+        return
+    error = "\n".join(line for line in (why, detail, record.error) if line)
+    record = replace(record, status=status, error=error)
     try:
         write_record(record, job_dir)
     except OSError as exc:

@@ -251,7 +251,8 @@ def run_params(cfg: Mapping[str, Any]) -> dict[str, Any]:
     params["dataset"] = list(cfg["data"].get("dataset") or [])
     params["system"] = cfg["data"].get("system")
     for key, value in (cfg.get("args") or {}).items():
-        params[f"args.{key}"] = value
+        if key != "resume_from_checkpoint":  # where a run continued from (run.json's resume), not a knob
+            params[f"args.{key}"] = value
     return params
 
 

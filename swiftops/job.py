@@ -35,6 +35,7 @@ from swiftops.runner import (
 if TYPE_CHECKING:
     from swiftops.curves import Curves
     from swiftops.diagnosis import Diagnosis
+    from swiftops.resume import Decision
     from swiftops.watchdog import Watchdog
 
 log = logging.getLogger("swiftops")
@@ -51,6 +52,8 @@ class JobContext:
     swift_bin: str = "swift"
     progress: bool = True
     lineage: dict[str, Any] | None = None  # autotune: the job this one follows, the change and why
+    config: dict[str, Any] | None = None  # the resolved config as asked, before any preparation
+    resume: dict[str, Any] | None = None  # resume=true: the decision that runs this job again
 
     @property
     def label(self) -> str:
@@ -83,6 +86,8 @@ def new_record(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
         sweep_dir=str(ctx.sweep_dir) if ctx.sweep_dir else None,
         job_num=ctx.job_num,
         lineage=dict(ctx.lineage) if ctx.lineage else None,
+        resume=ctx.resume,
+        config=ctx.config,
     )
 
 
@@ -99,6 +104,30 @@ def skipped_record(cfg: Mapping[str, Any], ctx: JobContext, why: str) -> RunReco
     )
     write_record(record)
     return record
+
+
+def earlier_decision(ctx: JobContext) -> tuple[Decision, RunRecord | None]:
+    """resume=true: what to do with this job given what its folder holds from before (its record,
+    its runs' checkpoints), and that record."""
+    from swiftops.record import read_record
+    from swiftops.resume import decide
+
+    try:
+        earlier = read_record(ctx.job_dir)
+    except (OSError, ValueError):  # none, or none that can be read: the job runs
+        earlier = None
+    return decide(earlier, last_resumable_checkpoint(ctx.job_dir / "output")), earlier
+
+
+def last_resumable_checkpoint(output_dir: Path) -> str | None:
+    """The last checkpoint of the newest run under output_dir that saved one."""
+    from swiftops.runfolder import last_checkpoint, versioned_runs
+
+    for run_dir in reversed(versioned_runs(output_dir)):
+        checkpoint = last_checkpoint(run_dir)
+        if checkpoint is not None:
+            return str(checkpoint)
+    return None
 
 
 def read_run_curves(record: RunRecord) -> Curves:
@@ -276,6 +305,8 @@ def load_for_stages(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
         job_num=ctx.job_num,
         sweep_dir=str(ctx.sweep_dir) if ctx.sweep_dir else None,
         lineage=dict(ctx.lineage) if ctx.lineage else None,
+        resume=ctx.resume,
+        config=ctx.config,
     )
 
 

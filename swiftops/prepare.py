@@ -11,7 +11,13 @@ from typing import Any
 
 from swiftops.command import installed_swift_version
 from swiftops.swift_args import swift_args_for
-from swiftops.validate import SWIFT_MISSING, looks_like_local_path, strip_sampling, validate_config
+from swiftops.validate import (
+    SWIFT_MISSING,
+    looks_like_local_path,
+    strip_sampling,
+    validate_config,
+    visible_gpu_count,
+)
 
 IDENTITY_PLACEHOLDERS = ("{{NAME}}", "{{AUTHOR}}")
 
@@ -49,6 +55,7 @@ def check_job(cfg: Mapping[str, Any], *, swift_found: bool) -> list[str]:
         lambda p: p.startswith(root) or os.path.exists(p),
         swift_version=installed_swift_version(cfg.get("swift_bin")),
         swift_flags=answer.names if answer is not None else None,
+        gpu_count=visible_gpu_count() if (cfg.get("runtime") or {}).get("gpus") else None,
     )
     if not swift_found and not cfg.get("dry_run"):
         problems.append(SWIFT_MISSING)

@@ -53,6 +53,8 @@ class RunRecord:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # sft/infer/export: status, paths, scores
     stopped_by: str | None = None  # "watchdog" when the live watchdog stopped a doomed run early
     lineage: dict[str, Any] | None = None  # autotune: parent job, the change applied and why
+    resume: dict[str, Any] | None = None  # resume=true: what was done with the job (kept, re-run, resumed)
+    config: dict[str, Any] | None = None  # the job's resolved config as asked (resume=true compares it)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -658,6 +658,7 @@ def render_report(
         "rows": list(zip(runs, rows, images, strict=True)),
         "params": params,
         "param_columns": [param_column(p) for p in params],
+        "resumed": any(row.get("resume") for row in rows),
         "verdict_counts": [(v, verdicts[v]) for v in (*VERDICT_ORDER, NO_VERDICT) if verdicts[v]]
         + [(v, n) for v, n in verdicts.items() if v not in (*VERDICT_ORDER, NO_VERDICT)],
         "status_counts": [(s, n) for s, n in statuses.items() if s != COMPLETED],

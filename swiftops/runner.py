@@ -48,7 +48,18 @@ STOP_CAUSES = {
     "SIGINT": "Ctrl-C (SIGINT)",
     "SIGTERM": "SIGTERM (a scheduler's or kill's stop)",
     "SIGHUP": "SIGHUP (the terminal or ssh session closed)",
+    "SIGUSR2": "SLURM's warning that the task's time limit is near (SIGUSR2)",
 }
+# submitit asks SLURM for SIGUSR2 shortly before a task's time limit (hydra.launcher.signal_delay_s):
+# in a SLURM task it is a stop too, so swift is stopped cleanly and the job recorded, resumable,
+# before SLURM kills the task (submitit's own handler would raise out of the job instead)
+SLURM_WARNING_SIGNAL = getattr(signal, "SIGUSR2", None)
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop a job here: STOP_SIGNALS, and SLURM's time-limit warning in a task."""
+    in_slurm_task = os.environ.get("SLURM_JOB_ID") and SLURM_WARNING_SIGNAL is not None
+    return (*STOP_SIGNALS, SLURM_WARNING_SIGNAL) if in_slurm_task else STOP_SIGNALS
 # the app's handlers: this many stop signals while no swift runs stop the app at once
 QUIT_AFTER_SIGNALS = 3
 SUPERVISE_ENV = "SWIFTOPS_SUPERVISE"  # "0": start swift directly, without the parent-death supervisor
@@ -121,6 +132,7 @@ class StopRequests:
         self.count += 1
         if name == "SIGHUP":
             detach_from_terminal()
+        raise_sweep_stop(name)
         if self.swift_running or self.quit_after is None:
             return  # run_swift's loop sees the count within POLL_SECONDS
         self.outside_swift += 1
@@ -158,7 +170,7 @@ def _handlers(stops: StopRequests) -> Iterator[bool]:
     (and installs nothing) outside the main thread, where Python can't set handlers."""
     previous: dict[int, Any] = {}
     try:
-        for sig in STOP_SIGNALS:
+        for sig in stop_signals():
             previous[sig] = signal.signal(sig, stops.handle)
     except ValueError:
         for sig, handler in previous.items():
@@ -194,8 +206,91 @@ def handle_stop_signals(quit_after: int | None = QUIT_AFTER_SIGNALS) -> Iterator
 
 
 def stop_requested() -> str | None:
-    """The name of the first stop signal the app received (handle_stop_signals), else None."""
-    return _app_stops.first if _app_stops is not None else None
+    """The name of the first stop signal the app received (handle_stop_signals), or the one the
+    sweep's launching process shared (share_sweep_stops), else None."""
+    return (_app_stops.first if _app_stops is not None else None) or sweep_stop()
+
+
+@contextlib.contextmanager
+def stop_handling() -> Iterator[StopRequests | None]:
+    """The app's stop handling for a job: already there in the launching process; in a worker
+    process (a parallel launcher's) installed for the job's length. A worker never quits on
+    repeated signals: the launching process decides when the sweep ends."""
+    if _app_stops is not None:
+        yield _app_stops
+        return
+    with handle_stop_signals(quit_after=None) as stops:
+        yield stops
+
+
+# ---------------------------------------------------------------- a sweep's shared stop
+
+# A sweep's jobs may run in other processes (a parallel launcher's workers, SLURM tasks on other
+# hosts). The launching process shares its stop as a file in the sweep folder; each job reads it
+# between jobs and while swift runs. Only the launching process writes it: a worker or task stopped
+# on its own (one task cancelled, or over its time limit) stops its job, not the sweep.
+SWEEP_STOP_NAME = ".swiftops-stop"
+_sweep_stop_path: Path | None = None  # this process's sweep's stop file
+_sweep_stop_owner = False  # whether this process is the one that launched the sweep
+
+
+def share_sweep_stops(sweep_dir: Path | None, *, owner: bool = False) -> None:
+    """Where this process reads (and, as the sweep's owner, writes) the sweep's stop. The owner
+    starts a sweep afresh: a stop left by an earlier one (resume=true into its folder) is removed."""
+    global _sweep_stop_path, _sweep_stop_owner
+    _sweep_stop_path = Path(sweep_dir) / SWEEP_STOP_NAME if sweep_dir is not None else None
+    _sweep_stop_owner = owner
+    if owner and _sweep_stop_path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            _sweep_stop_path.unlink()
+
+
+def launched_here(sweep_dir: Path | None) -> bool:
+    """Whether this process launched the sweep of sweep_dir (else it is a worker or a SLURM task)."""
+    if sweep_dir is None or not _sweep_stop_owner:
+        return False
+    return _sweep_stop_path == Path(sweep_dir) / SWEEP_STOP_NAME
+
+
+def join_sweep_stops(sweep_dir: Path | None) -> None:
+    """A job's side: read the stop of the sweep it belongs to (a no-op in the launching process,
+    which owns it already)."""
+    path = Path(sweep_dir) / SWEEP_STOP_NAME if sweep_dir is not None else None
+    if path != _sweep_stop_path:
+        share_sweep_stops(sweep_dir)
+
+
+def raise_sweep_stop(name: str) -> None:
+    """In the sweep's owner (from the signal handler: plain os calls, no Python buffers): share the
+    stop with every job of the sweep."""
+    if not _sweep_stop_owner or _sweep_stop_path is None:
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(_sweep_stop_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, name.encode())
+        finally:
+            os.close(fd)
+
+
+def sweep_stop() -> str | None:
+    """The stop signal the sweep's launching process received, as it shared it, else None."""
+    if _sweep_stop_path is None:
+        return None
+    try:
+        return _sweep_stop_path.read_text(encoding="utf-8", errors="replace").strip() or "SIGINT"
+    except OSError:
+        return None
+
+
+def adopt_sweep_stop(stops: StopRequests) -> bool:
+    """Whether a stop came: this process's own, or the sweep's (then noted in stops as if received)."""
+    if stops.count:
+        return True
+    shared = None if _sweep_stop_owner else sweep_stop()
+    if shared:
+        stops.first, stops.count = shared, 1
+    return bool(shared)
 
 
 @contextlib.contextmanager
@@ -463,7 +558,7 @@ def run_swift(
     with open(log_path, "ab") as log, _stops_while_swift_runs() as stops:
         log.write(f"$ {shlex.join(argv)}\n".encode())
         log.flush()
-        if stops.count:
+        if adopt_sweep_stop(stops):
             log.write(f"swiftops: not started: {stops.first} came first\n".encode())
             return Outcome(None, True, started, 0.0, stop_signal=stops.first)
         try:
@@ -486,7 +581,7 @@ def run_swift(
                     break
                 except subprocess.TimeoutExpired:
                     pass
-                if stops.count:
+                if adopt_sweep_stop(stops):
                     interrupted = True
                     cause = STOP_CAUSES.get(stops.first, stops.first)
                     logger.warning("%s: stopping swift in %s (a second one cuts its grace)", cause, cwd)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from swiftops.record import RunRecord
+from swiftops.resume import decision_text
 
 # params always shown for a single run; for a sweep, only those that differ between jobs
 HEADLINE_PARAMS = ("lr", "lora_rank", "epochs")
@@ -21,6 +22,7 @@ HEADLINE_PARAMS = ("lr", "lora_rank", "epochs")
 # the table's columns, after `job` and the differing params
 COLUMNS = (
     "status",
+    "resume",
     "stopped_by",
     "verdict",
     "confidence",
@@ -42,6 +44,7 @@ COLUMNS = (
 # the console's view of a row: these columns, under these short headers
 CONSOLE_HEADERS = {
     "status": "status",
+    "resume": "resume",
     "verdict": "verdict",
     "confidence": "confidence",
     "first_train_loss": "first_loss",
@@ -111,6 +114,7 @@ def summary_rows(
         row.update({param_column(k): param_value(record.params.get(k)) for k in params})
         row.update(
             status=record.status,
+            resume=decision_text(record.resume) if record.resume else None,
             stopped_by=record.stopped_by,
             verdict=record.verdict or diagnosis.get("verdict"),
             confidence=diagnosis.get("confidence"),
@@ -144,17 +148,17 @@ def summary_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The console's view: job, params, then CONSOLE_HEADERS' columns (`why` only when some run
-    has one), numbers rounded; a stop's cause beside the status ("failed (watchdog)")."""
+    """The console's view: job, params, then CONSOLE_HEADERS' columns (`why` and `resume` only when
+    some run has one), numbers rounded; a stop's cause beside the status ("failed (watchdog)")."""
     from tabulate import tabulate
 
     fixed = set(COLUMNS) | {"job"}
     shown = []
-    any_error = any(row.get("error") for row in rows)
+    sometimes = {column for column in ("error", "resume") if any(row.get(column) for row in rows)}
     for row in rows:
         cells = {k: v for k, v in row.items() if k not in fixed or k == "job"}
         for column, header in CONSOLE_HEADERS.items():
-            if column == "error" and not any_error:
+            if column in ("error", "resume") and column not in sometimes:
                 continue
             value = row.get(column)
             if column == "status" and row.get("stopped_by"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -59,3 +60,109 @@ def check_sweep(config: DictConfig) -> None:
                 problems.append(problem)
     if problems:
         refuse(ConfigError(problems))
+
+
+def sweep_job_overrides(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, in job-number order, as Hydra's basic sweeper makes them: the named
+    sweep's params first, then the command line's, every combination."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    texts = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    overrides = OverridesParser.create().parse_overrides(texts)
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def sweep_jobs(config: DictConfig) -> list[tuple[int, Path, list[str], dict[str, Any]]]:
+    """(job number, job folder, overrides, resolved job config) of every job of the sweep, each
+    composed by Hydra's own config loader as its launcher will compose it."""
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    loader = GlobalHydra.instance().config_loader()
+    jobs = []
+    for num, overrides in enumerate(sweep_job_overrides(config)):
+        job = loader.load_sweep_config(config, list(overrides))
+        with open_dict(job):
+            job.hydra.job.num = num
+        folder = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+        jobs.append((num, folder, list(overrides), job_config(job)))
+    return jobs
+
+
+def check_resume(config: DictConfig) -> list[str]:
+    """resume=true: refuse (exit 2) when a job of the sweep folder was run with another config,
+    naming the keys that changed; else one line per job saying what will be done with it."""
+    from swiftops.record import read_record
+    from swiftops.resume import NOT_THE_JOB, config_changes, decide
+
+    sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_") or "")
+    if not sweeper.endswith("BasicSweeper"):
+        refuse(
+            ConfigError([f"resume=true works with Hydra's basic sweeper, not {sweeper.rsplit('.', 1)[-1]}"])
+        )
+    from swiftops.job import last_resumable_checkpoint
+
+    problems, lines = [], []
+    for num, folder, overrides, plain in sweep_jobs(config):
+        try:
+            earlier = read_record(folder)
+        except (OSError, ValueError):
+            earlier = None
+        if earlier is not None:
+            if earlier.config is not None:
+                changes = config_changes(earlier.config, plain)
+            else:  # a record from before configs were recorded: its overrides are all there is
+                changes = (
+                    []
+                    if earlier.overrides == overrides
+                    else [f"overrides: {earlier.overrides} -> {overrides}"]
+                )
+            if changes:
+                shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in NOT_THE_JOB]
+                problems.append(
+                    f"job {num} ({' '.join(shown) or 'defaults'}) in {folder} was run with another "
+                    f"config: {'; '.join(changes)}"
+                )
+                continue
+        decision = decide(earlier, last_resumable_checkpoint(folder / "output"))
+        lines.append(f"  job {num}: {decision.text}")
+    if problems:
+        problems.append(
+            "resume=true continues a sweep with the config it was run with; sweep into a new folder "
+            "(leave hydra.sweep.dir out) to run a changed one"
+        )
+        refuse(ConfigError(problems))
+    return lines
+
+
+def launcher_name(config: DictConfig) -> str:
+    """The class name of the sweep's launcher: BasicLauncher, JoblibLauncher, SwiftopsSlurmLauncher."""
+    return str(OmegaConf.select(config, "hydra.launcher._target_") or "").rsplit(".", 1)[-1]
+
+
+def check_launcher(config: DictConfig) -> None:
+    """jobs=N is the parallel launcher's: elsewhere it would silently run one job at a time."""
+    jobs = config.get("jobs", 1)
+    launcher = launcher_name(config)
+    if isinstance(jobs, int) and jobs > 1 and launcher != "JoblibLauncher":
+        where = (
+            "SLURM runs as many array tasks at once as its queue allows (cap them with "
+            "hydra.launcher.array_parallelism=N)"
+            if "Slurm" in launcher
+            else "add hydra/launcher=parallel to run them side by side on this machine"
+        )
+        refuse(
+            ConfigError(
+                [f"jobs = {jobs} is for hydra/launcher=parallel, but the launcher is {launcher}; {where}"]
+            )
+        )
+
+
+def sweep_size(config: DictConfig) -> int | None:
+    """How many jobs the sweep will launch (None when the sweeper decides as it goes: autotune)."""
+    sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_") or "")
+    if not sweeper.endswith("BasicSweeper"):
+        return None
+    return len(sweep_job_overrides(config))

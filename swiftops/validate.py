@@ -169,11 +169,13 @@ def validate_config(
     path_exists: Callable[[str], bool] = os.path.exists,
     swift_version: Version | None = None,
     swift_flags: Mapping[str, Collection[str]] | None = None,
+    gpu_count: int | None = None,
 ) -> list[str]:
     """Every problem of a resolved config (a plain dict), as sentences. Empty = runnable.
     swift_version: the installed ms-swift's, for what needs a newer one (None: not checked).
-    swift_flags: the flag names of that swift per command, for the pass-through args (None: not checked)."""
-    problems: list[str] = []
+    swift_flags: the flag names of that swift per command, for the pass-through args (None: not checked).
+    gpu_count: the GPUs this machine shows (None: unknown, runtime.gpus not checked against it)."""
+    problems: list[str] = runtime_problems(cfg, gpu_count)
     train = cfg["train"]
     checked = {"train.learning_rate", "train.num_train_epochs", "data.split_dataset_ratio"}
     check_positive(problems, "lr", train.get("learning_rate"))
@@ -239,6 +241,52 @@ def validate_config(
         if not is_path or not path_exists(os.path.expanduser(str(ckpt))):
             problems.append(f"ckpt = {ckpt!r}; use best, last, or an existing checkpoint folder")
     return problems
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def runtime_problems(cfg: Mapping[str, Any], gpu_count: int | None) -> list[str]:
+    """`jobs`, `runtime.gpus` and `runtime.gpus_per_job`: a pool of distinct GPU indices this
+    machine has, and leases that fit in it."""
+    problems = []
+    jobs = cfg.get("jobs", 1)
+    if not _whole(jobs) or jobs < 1:
+        problems.append(f"jobs = {jobs!r}; use a whole number >= 1 (the jobs that run at once)")
+    runtime = cfg.get("runtime") or {}
+    gpus = runtime.get("gpus") or []
+    per_job = runtime.get("gpus_per_job", 1)
+    if not is_list(gpus) or not all(_whole(g) and g >= 0 for g in gpus) or len(set(gpus)) != len(gpus):
+        return [*problems, f"runtime.gpus = {gpus!r}; use a list of distinct GPU indices, e.g. [0,1], or []"]
+    if not _whole(per_job) or per_job < 1:
+        problems.append(f"runtime.gpus_per_job = {per_job!r}; use a whole number >= 1")
+    elif gpus and per_job > len(gpus):
+        problems.append(
+            f"runtime.gpus_per_job = {per_job} is more than the {len(gpus)} GPU(s) of runtime.gpus = "
+            f"{list(gpus)}; list more GPUs or use gpus_per_job <= {len(gpus)}"
+        )
+    missing = [g for g in gpus if gpu_count is not None and g >= gpu_count]
+    if missing:
+        have = f"0-{gpu_count - 1}" if gpu_count > 1 else ("0" if gpu_count else "none")
+        problems.append(
+            f"runtime.gpus = {list(gpus)} names GPU(s) {missing} that this machine doesn't have; "
+            f"it has {gpu_count} (indices {have})"
+        )
+    return problems
+
+
+def visible_gpu_count() -> int | None:
+    """How many GPUs processes here can use, without importing torch: the entries of an inherited
+    CUDA_VISIBLE_DEVICES, else the NVIDIA driver's list of GPUs; None when neither says (no
+    driver: CUDA is not visible, and runtime.gpus can't be checked)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    driver = Path("/proc/driver/nvidia/gpus")
+    if driver.is_dir():
+        return sum(1 for _ in driver.iterdir())
+    return None
 
 
 def classify_problems(settings: Mapping[str, Any]) -> list[str]:

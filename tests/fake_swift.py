@@ -20,6 +20,9 @@ without (the base model) "I don't know."; an adapter folder without adapter_conf
 D/model.safetensors; an existing D fails without `--exist_ok true` (FileExistsError) and with it
 is left as it is, the merge skipped (exit 0), as in swift 4.6.
 FAKE_SWIFT_CALLS=FILE appends each command's name to FILE (to count launches);
+FAKE_SWIFT_ENV_LOG=FILE appends, for each `sft`, a JSON line with its GPU environment
+(CUDA_VISIBLE_DEVICES, MASTER_PORT, NPROC_PER_NODE, OMP_NUM_THREADS), its output_dir and the
+wall-clock times it started and ended (to check GPU leases never overlap);
 FAKE_SWIFT_FAIL=infer (or export) makes that command crash.
 FAKE_SWIFT_FAULTS scripts a fault of `sft`, matched as FAKE_SWIFT_SHAPES is ([[{flag: value}, fault]]):
   crash_at_start    a traceback and exit 1 before any run folder or log line
@@ -258,6 +261,16 @@ def export(argv: list[str]) -> int:
     return 0
 
 
+ENV_LOGGED = ("CUDA_VISIBLE_DEVICES", "MASTER_PORT", "NPROC_PER_NODE", "OMP_NUM_THREADS")
+
+
+def log_env(argv: list[str], started: float) -> None:
+    line = {k: os.environ.get(k) for k in ENV_LOGGED}
+    line.update(output_dir=flag(argv, "output_dir"), started=started, ended=time.time(), pid=os.getpid())
+    with open(os.environ["FAKE_SWIFT_ENV_LOG"], "a") as out:
+        out.write(json.dumps(line) + "\n")
+
+
 def main() -> int:
     argv = sys.argv[1:]
     if not argv:
@@ -268,7 +281,13 @@ def main() -> int:
     if argv[0] in os.environ.get("FAKE_SWIFT_FAIL", "").split(","):
         return crash(f"RuntimeError: fake swift {argv[0]} failed")
     if argv[0] == "sft":
-        return sft(argv[1:])
+        if not os.environ.get("FAKE_SWIFT_ENV_LOG"):
+            return sft(argv[1:])
+        started = time.time()
+        try:
+            return sft(argv[1:])
+        finally:
+            log_env(argv[1:], started)
     if argv[0] == "infer":
         return infer(argv[1:])
     if argv[0] == "export":
