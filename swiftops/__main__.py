@@ -68,10 +68,11 @@ def run_task(cfg: DictConfig) -> str:
     plain = job_config(cfg)
     swift_bin = find_swift(plain.get("swift_bin")) or ""
     ctx = context_from_hydra(swift_bin or "swift", plain, plain.get("autotune"))
-    if ctx.sweep_dir is not None and not launched_here(ctx.sweep_dir):
+    worker = ctx.sweep_dir is not None and not launched_here(ctx.sweep_dir)
+    if worker:
         quiet_terminal()
     join_sweep_stops(ctx.sweep_dir)
-    with stop_handling():
+    with stop_handling(worker):
         record = run_checked(plain, ctx, bool(swift_bin))
     if ctx.sweep_dir is None and record is not None:
         _single_status, _single_why = record.status, failure_sentence(record)

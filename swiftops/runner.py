@@ -212,15 +212,24 @@ def stop_requested() -> str | None:
 
 
 @contextlib.contextmanager
-def stop_handling() -> Iterator[StopRequests | None]:
-    """The app's stop handling for a job: already there in the launching process; in a worker
-    process (a parallel launcher's) installed for the job's length. A worker never quits on
-    repeated signals: the launching process decides when the sweep ends."""
+def stop_handling(worker: bool = False) -> Iterator[StopRequests | None]:
+    """The app's stop handling for a job: already there in the launching process; elsewhere (a
+    parallel launcher's worker, a SLURM task, a test) installed for the job's length. A worker never
+    quits on repeated signals: the launching process decides when the sweep ends."""
     if _app_stops is not None:
         yield _app_stops
         return
     with handle_stop_signals(quit_after=None) as stops:
         yield stops
+    if not worker:
+        return
+    # between jobs, a worker leaves a terminal's Ctrl-C (and hangup) to the launching process, which
+    # shares the stop with the jobs still to come: by default it would kill the idle worker, and with
+    # it the parallel launcher's sweep
+    with contextlib.suppress(ValueError):  # not the main thread: no handlers to set
+        for sig in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                signal.signal(sig, signal.SIG_IGN)
 
 
 # ---------------------------------------------------------------- a sweep's shared stop
@@ -578,6 +587,9 @@ def run_swift(
             while True:
                 try:
                     proc.wait(timeout=POLL_SECONDS)
+                    # a signal to the whole session (a scheduler's, a terminal's) may reach swift first:
+                    # it ended because of the stop all the same
+                    interrupted = stops.count > 0 and proc.returncode != 0
                     break
                 except subprocess.TimeoutExpired:
                     pass
