@@ -60,6 +60,8 @@ def stop_signals() -> tuple[int, ...]:
     """The signals that stop a job here: STOP_SIGNALS, and SLURM's time-limit warning in a task."""
     in_slurm_task = os.environ.get("SLURM_JOB_ID") and SLURM_WARNING_SIGNAL is not None
     return (*STOP_SIGNALS, SLURM_WARNING_SIGNAL) if in_slurm_task else STOP_SIGNALS
+
+
 # the app's handlers: this many stop signals while no swift runs stop the app at once
 QUIT_AFTER_SIGNALS = 3
 SUPERVISE_ENV = "SWIFTOPS_SUPERVISE"  # "0": start swift directly, without the parent-death supervisor
@@ -458,7 +460,28 @@ def launch_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", SUPERVISOR, str(os.getpid()), *graces, *argv]
 
 
-class Progress:
+class DisplayOnly:
+    """What only displays (a progress line, the sweep's live view) must never cost a job: the first
+    failure of one of its steps is logged once, with what it was, and it stays off from then on."""
+
+    off = False
+    what = "the display"  # its name in the warning, e.g. "the progress line of job 3"
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        if self.off:
+            return
+        try:
+            step()
+        except Exception:
+            self.off = True
+            self._on_failure()
+            logger.warning("%s failed; it is off from now on", self.what, exc_info=True)
+
+    def _on_failure(self) -> None:
+        """What to put back before the warning is written (a terminal a live view had taken over)."""
+
+
+class Progress(DisplayOnly):
     """One short live line per job: step/max_steps, loss, eval loss, ETA — read from the
     newest logging.jsonl under output_dir. Redrawn in place on a terminal, printed at most
     every few seconds otherwise. It only displays: poll and close never raise; the first
@@ -477,24 +500,13 @@ class Progress:
         self.last_text, self.last_time = "", 0.0
         self.follower: LineFollower | None = None  # once swift created the run's log
         self.state: dict[str, Any] = {}
-        self.off = False
+        self.what = f"the progress line of {label}"
 
     def poll(self) -> None:
         self._guarded(self._poll)
 
     def close(self) -> None:
         self._guarded(self._close)
-
-    def _guarded(self, step: Callable[[], None]) -> None:
-        if self.off:
-            return
-        try:
-            step()
-        except Exception:
-            self.off = True
-            logger.warning(
-                "the progress line of %s failed; it is off for this run", self.label, exc_info=True
-            )
 
     def _poll(self) -> None:
         if self.output_dir is None:

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RUNNING, RunRecord, read_record
 from swiftops.runfolder import LineFollower, live_log
-from swiftops.runner import progress_text
+from swiftops.runner import DisplayOnly, progress_text
 
 logger = logging.getLogger("swiftops")
 
@@ -220,7 +220,7 @@ def _written_since(path: Path, record_stat: tuple[int, int, int] | None) -> bool
 # the display: a daemon thread drawing the views
 
 
-class SweepProgress:
+class SweepProgress(DisplayOnly):
     """The sweep's live progress, drawn from disk by a daemon thread every poll_s seconds.
 
     On a terminal, a rich Live display: one line per running job and the sweep line, redrawn in
@@ -242,7 +242,7 @@ class SweepProgress:
         self.stream = stream if stream is not None else sys.stdout
         self.tty = _isatty(self.stream)
         self.every_s, self.poll_s = every_s, poll_s
-        self.off = False
+        self.what = f"the live progress of sweep {self.watcher.sweep_dir}"
         self._lock = threading.Lock()  # one poll at a time: the thread's, or stop()'s
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -284,19 +284,8 @@ class SweepProgress:
 
     # -----------------------------------------------------------------------------------------
 
-    def _guarded(self, step: Callable[[], None]) -> None:
-        if self.off:
-            return
-        try:
-            step()
-        except Exception:
-            self.off = True
-            self._close_live()  # the terminal back first, so the warning reads plainly
-            logger.warning(
-                "the live progress of sweep %s failed; it is off for the rest of the sweep",
-                self.watcher.sweep_dir,
-                exc_info=True,
-            )
+    def _on_failure(self) -> None:
+        self._close_live()  # the terminal back first, so the warning reads plainly
 
     def _start(self) -> None:
         if self._thread is not None or self._stopped:

@@ -99,6 +99,24 @@ def start_interruptible(command: list[str], **popen: object) -> subprocess.Popen
     )
 
 
+def standin_sweep_argv(tmp_path: Path, fake_swift: Path, stand_in_files, *overrides: str) -> list[str]:
+    """`python -m swiftops -m ...` on the stand-in swift and local inputs (stand_in_files), into
+    tmp_path/sweep with its report in tmp_path/reports."""
+    model, data = stand_in_files
+    return [
+        sys.executable,
+        "-m",
+        "swiftops",
+        "-m",
+        f"model.id={model}",
+        f"data.dataset=[{data}]",
+        f"swift_bin={fake_swift}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"report.dir={tmp_path / 'reports'}",
+        *overrides,
+    ]
+
+
 def run_sweep(hydra_sweep_runner, sweep_dir: Path, overrides: list[str]):
     """A multirun of the swiftops app in this process (Hydra's test harness), into sweep_dir."""
     from swiftops.__main__ import run_task

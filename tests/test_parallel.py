@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import commands_with, start_interruptible
+from conftest import commands_with, standin_sweep_argv, start_interruptible
 
 from swiftops.leases import Lease, gpu_lease, thread_share
 from swiftops.record import find_records, read_record
@@ -30,26 +30,9 @@ def overlapping(a: dict, b: dict) -> bool:
     return a["started"] < b["ended"] and b["started"] < a["ended"]
 
 
-def sweep_argv(tmp_path: Path, fake_swift: Path, stand_in_files, *overrides: str) -> list[str]:
-    """`python -m swiftops -m ...` on the stand-in and local inputs, into tmp_path/sweep."""
-    model, data = stand_in_files
-    return [
-        sys.executable,
-        "-m",
-        "swiftops",
-        "-m",
-        f"model.id={model}",
-        f"data.dataset=[{data}]",
-        f"swift_bin={fake_swift}",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        f"report.dir={tmp_path / 'reports'}",
-        *overrides,
-    ]
-
-
 def sweep(tmp_path: Path, fake_swift: Path, stand_in_files, *overrides: str, env: dict | None = None):
     """A parallel sweep (hydra/launcher=parallel) on the stand-in, to its end."""
-    command = sweep_argv(tmp_path, fake_swift, stand_in_files, "hydra/launcher=parallel", *overrides)
+    command = standin_sweep_argv(tmp_path, fake_swift, stand_in_files, "hydra/launcher=parallel", *overrides)
     run_env = {**os.environ, "FAKE_SWIFT_ENV_LOG": str(tmp_path / "env.jsonl"), **(env or {})}
     return subprocess.run(command, cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=300)
 
@@ -235,7 +218,7 @@ def test_bad_input_is_refused_before_any_job(tmp_path, fake_swift, stand_in_file
 @pytest.mark.sweep
 def test_jobs_without_the_parallel_launcher_is_refused(tmp_path, fake_swift, stand_in_files):
     done = subprocess.run(
-        sweep_argv(tmp_path, fake_swift, stand_in_files, "jobs=2", "lr=1e-3,5e-4"),
+        standin_sweep_argv(tmp_path, fake_swift, stand_in_files, "jobs=2", "lr=1e-3,5e-4"),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -252,7 +235,7 @@ def test_a_stop_of_the_launching_process_reaches_every_worker(tmp_path, fake_swi
     stop their swifts, the queued jobs are recorded as not started, the table is written."""
     sweep_dir = tmp_path / "sweep"
     proc = start_interruptible(
-        sweep_argv(
+        standin_sweep_argv(
             tmp_path,
             fake_swift,
             stand_in_files,

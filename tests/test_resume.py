@@ -9,12 +9,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import start_interruptible
+from conftest import standin_sweep_argv, start_interruptible
 
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunRecord, find_records, read_record
 from swiftops.resume import KEEP, RERUN, RESUME, RUN, config_changes, decide, decision_text
@@ -75,20 +74,8 @@ def test_config_changes_name_each_key_and_ignore_how_the_sweep_runs():
 
 
 def argv(tmp_path: Path, fake_swift: Path, stand_in_files, *overrides: str) -> list[str]:
-    model, data = stand_in_files
-    return [
-        sys.executable,
-        "-m",
-        "swiftops",
-        "-m",
-        f"model.id={model}",
-        f"data.dataset=[{data}]",
-        f"swift_bin={fake_swift}",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        f"report.dir={tmp_path / 'reports'}",
-        "lr=1e-3,2,5e-4,2e-4",  # completes, crashes (lr >= 1), is interrupted, never starts
-        *overrides,
-    ]
+    # completes, crashes (lr >= 1), is interrupted, never starts
+    return standin_sweep_argv(tmp_path, fake_swift, stand_in_files, "lr=1e-3,2,5e-4,2e-4", *overrides)
 
 
 def interrupted_sweep(tmp_path: Path, fake_swift: Path, stand_in_files) -> None:

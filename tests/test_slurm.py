@@ -53,6 +53,13 @@ def standin_inputs(tmp_path: Path, fake_swift: Path) -> list[str]:
     return [f"model.id={model}", f"data.dataset=[{data}]", f"swift_bin={fake_swift}"]
 
 
+def without_sbatch(tmp_path: Path) -> dict[str, str]:
+    """An environment whose PATH holds this Python's folder and no SLURM command."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    return {"PATH": f"{empty}{os.pathsep}{Path(sys.executable).parent}"}
+
+
 def records(tmp_path: Path) -> list:
     return [read_record(p) for p in find_records(tmp_path / "sweep")]
 
@@ -148,13 +155,11 @@ def test_a_partition_that_does_not_exist_is_refused_with_sbatchs_own_words(
 
 @pytest.mark.sweep
 def test_no_sbatch_on_path_is_refused_saying_what_to_do(tmp_path, fake_swift):
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
     done = swiftops(
         tmp_path,
         *standin_inputs(tmp_path, fake_swift),
         "lr=1e-3,5e-4",
-        env={"PATH": f"{empty}{os.pathsep}{Path(sys.executable).parent}"},
+        env=without_sbatch(tmp_path),
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "hydra/launcher=slurm needs SLURM's sbatch, and there is none on PATH" in done.stderr
@@ -164,15 +169,13 @@ def test_no_sbatch_on_path_is_refused_saying_what_to_do(tmp_path, fake_swift):
 
 @pytest.mark.sweep
 def test_dry_run_shows_the_sbatch_settings_and_submits_nothing(tmp_path, fake_swift):
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
     done = swiftops(
         tmp_path,
         *standin_inputs(tmp_path, fake_swift),
         "lr=1e-3,5e-4",
         "dry_run=true",
         "hydra.launcher.partition=gpu",
-        env={"PATH": f"{empty}{os.pathsep}{Path(sys.executable).parent}"},  # no sbatch needed
+        env=without_sbatch(tmp_path),  # none needed
     )
     assert done.returncode == 0, done.stdout + done.stderr
     for line in (

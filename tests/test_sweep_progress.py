@@ -355,7 +355,8 @@ def test_a_display_that_raises_turns_off_and_logs_once(tmp_path, monkeypatch, ca
         progress.stop()
     assert progress.off
     assert len(caplog.records) == 1
-    assert "off for the rest of the sweep" in caplog.records[0].getMessage()
+    assert "live progress of sweep" in caplog.records[0].getMessage()
+    assert "it is off from now on" in caplog.records[0].getMessage()
     assert caplog.records[0].exc_info[0] is RuntimeError
 
 
