@@ -91,19 +91,23 @@ def sweep_jobs(config: DictConfig) -> list[tuple[int, Path, list[str], dict[str,
     return jobs
 
 
+def job_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that change what a job trains (resume=true, jobs=4, progress=false don't)."""
+    from swiftops.resume import NOT_THE_JOB
+
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in NOT_THE_JOB]
+
+
 def check_resume(config: DictConfig) -> list[str]:
     """resume=true: refuse (exit 2) when a job of the sweep folder was run with another config,
     naming the keys that changed; else one line per job saying what will be done with it."""
-    from swiftops.record import read_record
-    from swiftops.resume import NOT_THE_JOB, config_changes, decide
-
-    sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_") or "")
-    if not sweeper.endswith("BasicSweeper"):
-        refuse(
-            ConfigError([f"resume=true works with Hydra's basic sweeper, not {sweeper.rsplit('.', 1)[-1]}"])
-        )
     from swiftops.job import last_resumable_checkpoint
+    from swiftops.record import read_record
+    from swiftops.resume import config_changes, decide
 
+    sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_") or "").rsplit(".", 1)[-1]
+    if sweeper != "BasicSweeper":
+        refuse(ConfigError([f"resume=true works with Hydra's basic sweeper, not {sweeper}"]))
     problems, lines = [], []
     for num, folder, overrides, plain in sweep_jobs(config):
         try:
@@ -111,16 +115,13 @@ def check_resume(config: DictConfig) -> list[str]:
         except (OSError, ValueError):
             earlier = None
         if earlier is not None:
+            shown = job_overrides(overrides)
             if earlier.config is not None:
                 changes = config_changes(earlier.config, plain)
             else:  # a record from before configs were recorded: its overrides are all there is
-                changes = (
-                    []
-                    if earlier.overrides == overrides
-                    else [f"overrides: {earlier.overrides} -> {overrides}"]
-                )
+                before = job_overrides(earlier.overrides)
+                changes = [] if before == shown else [f"overrides: {before} -> {shown}"]
             if changes:
-                shown = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in NOT_THE_JOB]
                 problems.append(
                     f"job {num} ({' '.join(shown) or 'defaults'}) in {folder} was run with another "
                     f"config: {'; '.join(changes)}"

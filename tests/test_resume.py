@@ -144,3 +144,19 @@ def test_a_changed_config_in_the_same_folder_is_refused_naming_the_keys(tmp_path
     assert "sweep into a new folder" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "calls-resumed").exists()  # nothing ran
     assert {p: p.read_text() for p in before} == before  # nothing was touched
+
+
+@pytest.mark.sweep
+def test_records_from_before_configs_were_kept_are_matched_by_their_overrides(
+    tmp_path, fake_swift, stand_in_files
+):
+    interrupted_sweep(tmp_path, fake_swift, stand_in_files)
+    for path in (tmp_path / "sweep").glob("*/run.json"):
+        data = json.loads(path.read_text())
+        data.pop("config")  # as an earlier swiftops wrote it
+        path.write_text(json.dumps(data))
+    done = resume(tmp_path, fake_swift, stand_in_files)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "job 0: kept (completed, config unchanged" in done.stdout
+    changed = resume(tmp_path, fake_swift, stand_in_files, "lora_rank=4")
+    assert changed.returncode == 2 and "overrides: [" in changed.stderr and "'lora_rank=4'" in changed.stderr
