@@ -61,10 +61,13 @@ class SweepSummary(Callback):
             job_return.status, job_return.return_value = JobStatus.COMPLETED, "failed"
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from swiftops.runner import share_sweep_stops
+
         progress, self.progress = self.progress, None
         if progress is not None:
             progress.stop()
         close_sweep(Path(config.hydra.sweep.dir), config)
+        share_sweep_stops(None)  # the sweep is over: a later one in this process starts clean
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep(Path(config.hydra.runtime.output_dir), config)
