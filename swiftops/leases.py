@@ -52,11 +52,6 @@ def lease_dir() -> Path:
     return cache_dir() / "gpu-leases" / socket.gethostname()
 
 
-def under_slurm() -> bool:
-    """Inside a SLURM allocation, SLURM hands out the GPUs (its own CUDA_VISIBLE_DEVICES)."""
-    return bool(os.environ.get("SLURM_JOB_ID"))
-
-
 def _try_lock(path: Path) -> FileLock | None:
     lock = FileLock(path, timeout=0)
     try:
@@ -121,14 +116,12 @@ def thread_share(cfg: Mapping[str, Any], cores: int) -> dict[str, Any]:
     if jobs <= 1:
         return cfg
     share = max(1, cores // jobs)
-    env = dict(cfg["runtime"].get("env") or {})
-    asked = env.get("OMP_NUM_THREADS")
+    asked = (cfg["runtime"].get("env") or {}).get("OMP_NUM_THREADS")
     try:
         threads = min(share, int(asked)) if asked is not None else share
     except (TypeError, ValueError):
         threads = share
-    env["OMP_NUM_THREADS"] = str(threads)
-    return {**cfg, "runtime": {**cfg["runtime"], "env": env}}
+    return with_env(cfg, {"OMP_NUM_THREADS": str(threads)})
 
 
 def with_env(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
@@ -156,7 +149,7 @@ def job_lease(cfg: Mapping[str, Any], ctx: Any) -> Iterator[dict[str, Any] | Non
     """The job's config for its whole life: its share of the cores when jobs run side by side, and
     its GPUs leased from runtime.gpus (outside SLURM, which hands out GPUs itself). None when a
     stop came while the job waited for GPUs."""
-    from swiftops.runner import stop_requested
+    from swiftops.runner import in_slurm_task, stop_requested
 
     cfg = thread_share(cfg, available_cores())
     runtime = cfg.get("runtime") or {}
@@ -164,7 +157,7 @@ def job_lease(cfg: Mapping[str, Any], ctx: Any) -> Iterator[dict[str, Any] | Non
     per_job = int(runtime.get("gpus_per_job") or 1)
     if not pool:
         yield dict(cfg)
-    elif under_slurm():
+    elif in_slurm_task():  # SLURM handed out the task's GPUs (its own CUDA_VISIBLE_DEVICES)
         yield with_env(cfg, slurm_task_env(per_job, os.environ["SLURM_JOB_ID"]))
     else:
         with gpu_lease(pool, per_job, label=ctx.label, should_stop=stop_requested) as lease:

@@ -56,10 +56,16 @@ STOP_CAUSES = {
 SLURM_WARNING_SIGNAL = getattr(signal, "SIGUSR2", None)
 
 
+def in_slurm_task() -> bool:
+    """Whether this process runs inside a SLURM allocation (an array task of hydra/launcher=slurm)."""
+    return bool(os.environ.get("SLURM_JOB_ID"))
+
+
 def stop_signals() -> tuple[int, ...]:
     """The signals that stop a job here: STOP_SIGNALS, and SLURM's time-limit warning in a task."""
-    in_slurm_task = os.environ.get("SLURM_JOB_ID") and SLURM_WARNING_SIGNAL is not None
-    return (*STOP_SIGNALS, SLURM_WARNING_SIGNAL) if in_slurm_task else STOP_SIGNALS
+    if in_slurm_task() and SLURM_WARNING_SIGNAL is not None:
+        return (*STOP_SIGNALS, SLURM_WARNING_SIGNAL)
+    return STOP_SIGNALS
 
 
 # the app's handlers: this many stop signals while no swift runs stop the app at once

@@ -74,19 +74,25 @@ def sweep_job_overrides(config: DictConfig) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
-def sweep_jobs(config: DictConfig) -> list[tuple[int, Path, list[str], dict[str, Any]]]:
-    """(job number, job folder, overrides, resolved job config) of every job of the sweep, each
-    composed by Hydra's own config loader as its launcher will compose it."""
-    from hydra.core.global_hydra import GlobalHydra
+def compose_job(loader: Any, config: DictConfig, overrides: list[str], num: int) -> tuple[DictConfig, Path]:
+    """Job num's config, composed by Hydra's config loader as a launcher composes it, and the
+    folder Hydra will give it (hydra.sweep.dir / hydra.sweep.subdir)."""
     from omegaconf import open_dict
+
+    job = loader.load_sweep_config(config, list(overrides))
+    with open_dict(job):
+        job.hydra.job.num = num
+    return job, Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+
+
+def sweep_jobs(config: DictConfig) -> list[tuple[int, Path, list[str], dict[str, Any]]]:
+    """(job number, job folder, overrides, resolved job config) of every job of the sweep."""
+    from hydra.core.global_hydra import GlobalHydra
 
     loader = GlobalHydra.instance().config_loader()
     jobs = []
     for num, overrides in enumerate(sweep_job_overrides(config)):
-        job = loader.load_sweep_config(config, list(overrides))
-        with open_dict(job):
-            job.hydra.job.num = num
-        folder = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+        job, folder = compose_job(loader, config, overrides, num)
         jobs.append((num, folder, list(overrides), job_config(job)))
     return jobs
 

@@ -215,16 +215,17 @@ class SwiftopsSlurmLauncher(SlurmLauncher):
 
     def job_dir(self, idx: int, overrides: list[str]) -> Path:
         """The job's folder, as Hydra names it in the task (hydra.sweep.dir / hydra.sweep.subdir)."""
+        from swiftops.sweep_check import compose_job
+
         assert self.config is not None and self.hydra_context is not None
-        job = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        with open_dict(job):
-            job.hydra.job.num = idx
-        return Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+        return compose_job(self.hydra_context.config_loader, self.config, overrides, idx)[1]
 
     def dry_run(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         """The sbatch script submitit would submit, then each job's commands (run here: a dry run
         only prints), submitting nothing."""
         from hydra.core.utils import run_job, setup_globals
+
+        from swiftops.sweep_check import compose_job
 
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         print("# the sbatch script of the sweep's array (dry_run=true: not submitted)", flush=True)
@@ -232,9 +233,9 @@ class SwiftopsSlurmLauncher(SlurmLauncher):
         setup_globals()
         returns = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            job = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            job = compose_job(self.hydra_context.config_loader, self.config, list(overrides), idx)[0]
             with open_dict(job):
-                job.hydra.job.id, job.hydra.job.num = f"dry_run_{idx}", idx
+                job.hydra.job.id = f"dry_run_{idx}"
             returns.append(
                 run_job(
                     hydra_context=self.hydra_context,
