@@ -120,13 +120,13 @@ def earlier_decision(ctx: JobContext) -> tuple[Decision, RunRecord | None]:
 
 
 def last_resumable_checkpoint(output_dir: Path) -> str | None:
-    """The last checkpoint of the newest run under output_dir that saved one."""
-    from swiftops.runfolder import last_checkpoint, versioned_runs
+    """The last whole checkpoint of the newest run under output_dir that saved one."""
+    from swiftops.runfolder import saved_checkpoints, versioned_runs
 
     for run_dir in reversed(versioned_runs(output_dir)):
-        checkpoint = last_checkpoint(run_dir)
-        if checkpoint is not None:
-            return str(checkpoint)
+        saved = saved_checkpoints(run_dir)
+        if saved:
+            return str(saved[-1])
     return None
 
 

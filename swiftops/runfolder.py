@@ -165,6 +165,13 @@ def checkpoints(run_dir: Path | None) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
+def saved_checkpoints(run_dir: Path | None) -> list[Path]:
+    """The checkpoints that were saved whole, by step: those holding trainer_state.json, which
+    the trainer writes last. A checkpoint cut off mid-save (a run stopped while saving) has none,
+    and swift could not continue from it."""
+    return [c for c in checkpoints(run_dir) if (c / TRAINER_STATE).is_file()]
+
+
 def relocate(recorded: str | None, run_dir: Path | None) -> Path | None:
     """A checkpoint path as recorded, or the folder of the same name in run_dir when the run
     was moved or copied since (swift records absolute paths); None when neither exists."""
@@ -386,5 +393,5 @@ def trainer_state_path(run_dir: Path) -> Path | None:
     top = run_dir / TRAINER_STATE
     if top.is_file():
         return top
-    with_state = [c for c in checkpoints(run_dir) if (c / TRAINER_STATE).is_file()]
-    return with_state[-1] / TRAINER_STATE if with_state else None
+    saved = saved_checkpoints(run_dir)
+    return saved[-1] / TRAINER_STATE if saved else None

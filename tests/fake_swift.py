@@ -209,6 +209,9 @@ def train_loop(log, writer, run_dir, lr, max_steps, step_seconds, shape=None, fa
             ckpt = run_dir / f"checkpoint-{step}"
             ckpt.mkdir()
             (ckpt / "adapter_config.json").write_text("{}")
+            # last, as the trainer writes it: a checkpoint without one was cut off mid-save
+            state = {"global_step": step, "max_steps": max_steps, "log_history": []}
+            (ckpt / "trainer_state.json").write_text(json.dumps(state))
             last_ckpt = str(ckpt)
             if eval_loss < best:
                 best, best_ckpt = eval_loss, str(ckpt)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import commands_with, start_interruptible
 
+from swiftops.job import last_resumable_checkpoint
 from swiftops.record import COMPLETED, INTERRUPTED, find_records, read_record
 from swiftops.resume import KEEP, RESUME, RUN
 
@@ -59,8 +60,9 @@ def test_ctrl_c_in_a_parallel_sweep_then_resume_from_the_checkpoints(tmp_path):
     # its own process group, as a shell runs a foreground job: the Ctrl-C reaches the launching
     # process and its workers alike (swift runs in sessions of its own, as always)
     proc = start_interruptible(sweep, cwd=tmp_path, start_new_session=True)
+    # each of the two running jobs has a whole checkpoint to continue from (not two of one job's)
     deadline = time.monotonic() + 300
-    while len(list(sweep_dir.glob("*/output/v*/checkpoint-*"))) < 2:
+    while not all(last_resumable_checkpoint(sweep_dir / job / "output") for job in ("0", "1")):
         assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
         assert time.monotonic() < deadline, "the two jobs never saved a checkpoint"
         time.sleep(0.25)

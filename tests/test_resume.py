@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import standin_sweep_argv, start_interruptible
 
+from swiftops.job import last_resumable_checkpoint
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunRecord, find_records, read_record
 from swiftops.resume import KEEP, RERUN, RESUME, RUN, config_changes, decide, decision_text
 
@@ -44,6 +45,26 @@ def test_each_earlier_outcome_has_its_decision(earlier, checkpoint, action, why)
     decision = decide(earlier, checkpoint)
     assert decision.action == action and decision.why.startswith(why)
     assert decision.checkpoint == (checkpoint if action == RESUME else None)
+
+
+def test_resume_continues_from_the_last_whole_checkpoint_of_the_newest_run(tmp_path):
+    def checkpoint(run: str, step: int, *, whole: bool = True) -> Path:
+        path = tmp_path / run / f"checkpoint-{step}"
+        path.mkdir(parents=True)
+        (path / "adapter_config.json").write_text("{}")
+        if whole:  # the trainer writes trainer_state.json last
+            (path / "trainer_state.json").write_text("{}")
+        return path
+
+    assert last_resumable_checkpoint(tmp_path) is None
+    checkpoint("v0-20260101-000000", 5)
+    checkpoint("v0-20260101-000000", 10, whole=False)  # a stop while it was being saved
+    assert last_resumable_checkpoint(tmp_path) == str(tmp_path / "v0-20260101-000000" / "checkpoint-5")
+    # a resumed run that saved nothing yet: its earlier run still holds the checkpoint to use
+    (tmp_path / "v1-20260101-010000").mkdir()
+    assert last_resumable_checkpoint(tmp_path).endswith("v0-20260101-000000/checkpoint-5")
+    newest = checkpoint("v1-20260101-010000", 15)
+    assert last_resumable_checkpoint(tmp_path) == str(newest)
 
 
 def test_a_decision_reads_the_same_from_run_json():
@@ -84,7 +105,7 @@ def interrupted_sweep(tmp_path: Path, fake_swift: Path, stand_in_files) -> None:
     env = {**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.1", "FAKE_SWIFT_CALLS": str(tmp_path / "calls")}
     proc = start_interruptible(argv(tmp_path, fake_swift, stand_in_files), cwd=tmp_path, env=env)
     deadline = time.monotonic() + 120
-    while not list((tmp_path / "sweep" / "2").glob("output/v*/checkpoint-*")):
+    while not last_resumable_checkpoint(tmp_path / "sweep" / "2" / "output"):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
