@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from swiftops.command import build_sft_argv, installed_swift_version, run_params, swift_env
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, write_record
-from swiftops.runfolder import newest_run_dir
+from swiftops.runfolder import last_resumable_checkpoint, newest_run_dir
 from swiftops.runner import (
     STOPPED_BY_WATCHDOG,
     Outcome,
@@ -117,17 +117,6 @@ def earlier_decision(ctx: JobContext) -> tuple[Decision, RunRecord | None]:
     except (OSError, ValueError):  # none, or none that can be read: the job runs
         earlier = None
     return decide(earlier, last_resumable_checkpoint(ctx.job_dir / "output")), earlier
-
-
-def last_resumable_checkpoint(output_dir: Path) -> str | None:
-    """The last whole checkpoint of the newest run under output_dir that saved one."""
-    from swiftops.runfolder import saved_checkpoints, versioned_runs
-
-    for run_dir in reversed(versioned_runs(output_dir)):
-        saved = saved_checkpoints(run_dir)
-        if saved:
-            return str(saved[-1])
-    return None
 
 
 def read_run_curves(record: RunRecord) -> Curves:

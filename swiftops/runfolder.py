@@ -172,6 +172,16 @@ def saved_checkpoints(run_dir: Path | None) -> list[Path]:
     return [c for c in checkpoints(run_dir) if (c / TRAINER_STATE).is_file()]
 
 
+def last_resumable_checkpoint(output_dir: Path) -> str | None:
+    """The last whole checkpoint of the newest run under output_dir that saved one (what
+    resume=true continues from)."""
+    for run_dir in reversed(versioned_runs(output_dir)):
+        saved = saved_checkpoints(run_dir)
+        if saved:
+            return str(saved[-1])
+    return None
+
+
 def relocate(recorded: str | None, run_dir: Path | None) -> Path | None:
     """A checkpoint path as recorded, or the folder of the same name in run_dir when the run
     was moved or copied since (swift records absolute paths); None when neither exists."""

@@ -107,9 +107,9 @@ def job_overrides(overrides: list[str]) -> list[str]:
 def check_resume(config: DictConfig) -> list[str]:
     """resume=true: refuse (exit 2) when a job of the sweep folder was run with another config,
     naming the keys that changed; else one line per job saying what will be done with it."""
-    from swiftops.job import last_resumable_checkpoint
     from swiftops.record import read_record
     from swiftops.resume import config_changes, decide
+    from swiftops.runfolder import last_resumable_checkpoint
 
     sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_") or "").rsplit(".", 1)[-1]
     if sweeper != "BasicSweeper":

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import commands_with, start_interruptible
 
-from swiftops.job import last_resumable_checkpoint
 from swiftops.record import COMPLETED, INTERRUPTED, find_records, read_record
 from swiftops.resume import KEEP, RESUME, RUN
+from swiftops.runfolder import last_resumable_checkpoint
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import standin_sweep_argv, start_interruptible
 
-from swiftops.job import last_resumable_checkpoint
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RUNNING, RunRecord, find_records, read_record
 from swiftops.resume import KEEP, RERUN, RESUME, RUN, config_changes, decide, decision_text
+from swiftops.runfolder import last_resumable_checkpoint
 
 
 def record(status: str, **fields) -> RunRecord:

@@ -233,7 +233,7 @@ class SwiftopsSlurmLauncher(SlurmLauncher):
         setup_globals()
         returns = []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            job = compose_job(self.hydra_context.config_loader, self.config, list(overrides), idx)[0]
+            job = compose_job(self.hydra_context.config_loader, self.config, overrides, idx)[0]
             with open_dict(job):
                 job.hydra.job.id = f"dry_run_{idx}"
             returns.append(
