@@ -375,17 +375,31 @@ def _read_logs(chain: list[Path], *, full: bool, live: bool = False) -> _LogInfo
         lines = read_lines(path, live=live, tail_bytes=None if full else 64 * 1024)
         info.warnings += lines.warnings
         last_step = 0
+        seen: set[int] = set()
+        late = 0  # lines whose step went back to one never logged: not the run's end
         for row in lines.rows:
             if is_summary(row):
                 info.best_checkpoint = row.get("best_model_checkpoint") or info.best_checkpoint
                 info.last_checkpoint = row.get("last_model_checkpoint") or info.last_checkpoint
                 continue
             step = step_of(row)
+            if step is not None and seen and step < max(last_step, 0):
+                # a step below the highest so far: a second writer's copy of a line already read, or
+                # (a step never logged) LLaMA-Factory's evaluation of the reloaded best checkpoint,
+                # whose step counts eval batches. Neither is a point of the curve.
+                late += step not in seen
+                continue
             last_step = step if step is not None else last_step
+            seen.add(last_step)
             info.max_steps = planned_steps(row) or info.max_steps
             if "loss" in row and "train_runtime" not in row:
                 info.last_train_step = last_step
             entries.append((last_step, row))
+        if late:
+            info.warnings.append(
+                f"{path}: {late} line(s) whose step went back below the last step were left out (an "
+                "evaluation after the run, e.g. of the reloaded best checkpoint, is not its end)"
+            )
     if full:
         info.scalars = _collect(entries)
     return info
