@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shlex
 
 import numpy as np
@@ -66,25 +67,26 @@ def test_a_loss_that_rises_and_stays_up_is_failed(tmp_path):
         ([3, 6], [3.6, 5.9]),
         params={"lr": 0.1, "epochs": 1},
     )
-    assert d.verdict == "failed" and d.confidence >= 0.8
-    assert "training loss rose: 3.50 at step 1, 5.80 over the last quarter" in text(d)
+    assert d.verdict == "failed" and d.confidence >= 0.7
+    assert "training loss rose: 3.50 at step 1, 5.80 over the last point" in text(d)
     assert "+66%" in text(d)  # the sign and size match the numbers
     assert d.figures["divergence_step"] == 2
     assert d.next.override == "lr=1e-3" and "100x" in d.next.text
+    assert d.evidence["cause"] == "ended_above_start"
 
 
-def test_a_loss_that_jumps_then_recovers_is_failed_by_a_wide_margin(tmp_path):
-    """The quickstart's lr 0.1 (measured shape, logged every step): +70% in the first steps,
-    then a decaying learning rate brings it back below its start."""
+def test_an_overshoot_that_came_back_is_a_warning_not_a_verdict(tmp_path):
+    """The quickstart's lr 0.1 under a cosine schedule (measured shape, logged every step): +70%
+    in the first steps, then the decaying lr brings it down to the lowest losses of its sweep. It is
+    judged by where it ended; the jump is a warning with a lower-lr alternative."""
     loss = [5.28, 5.52, 4.13, 9.02, 9.87, 8.79, 7.19, 7.70, 6.03, 5.72, 5.30, 5.05, 4.92, 4.74, 4.71, 4.67]
     loss += [4.57, 4.71, 4.68, 4.39, 4.49, 4.60, 4.37, 4.60, 4.48, 4.44, 4.36, 4.48, 4.37, 4.36, 4.31]
     evals = ([5, 10, 15, 20, 25, 30], [9.35, 5.31, 4.62, 4.40, 4.34, 4.30])
     d = judge(tmp_path, (steps_of(len(loss)), loss), evals, params={"lr": 0.1, "epochs": 3})
-    assert d.verdict == "failed" and d.confidence >= 0.9
-    assert "training loss jumped +71% above its start (5.28 at step 1 -> 9.02 at step 4" in text(d)
-    # far past the limit, not on its edge: the same run on another machine gives the same verdict
-    assert d.evidence["rule"] == "unstable_z" and d.evidence["value"] > 2 * d.evidence["limit"]
-    assert d.next.override == "lr=1e-3" and "jumped" in d.next.text
+    assert d.verdict == "converged", text(d)
+    assert any("jumped +71% above its start (5.28 at step 1 -> 9.02 at step 4" in w for w in d.warnings)
+    assert d.figures["divergence_step"] is None
+    assert [a.override for a in d.alternatives] == ["lr=0.01"] and "jumped" in d.alternatives[0].text
 
 
 def test_a_noisy_warmup_wobble_is_not_a_jump(tmp_path):
@@ -118,12 +120,26 @@ def test_nan_in_eval_loss_is_failed(tmp_path):
     assert d.verdict == "failed" and "eval loss at step 10" in text(d)
 
 
-def test_a_loss_that_explodes_and_recovers_is_failed(tmp_path):
-    loss = [2.0, 1.9, 1.8, 7.0, 9.0, 8.0, 2.0, 1.7, 1.6, 1.5]
-    d = judge(tmp_path, (steps_of(10), loss), params={"lr": 3e-2})
-    assert d.verdict == "failed" and "exploded from 2.00 at step 1 to 9.00 at step 5" in text(d)
-    assert d.figures["divergence_step"] == 4  # the first step above 3x (7.0)
-    assert d.next.override == "lr=3e-4"
+def test_a_warmup_spike_far_above_the_start_that_came_back_is_no_failure(tmp_path):
+    """58x the first loss during warm-up, then a run that trained well (eval 3.5 -> 1.08)."""
+    steps = steps_of(200)
+    loss = decay(steps, 3.4, 0.9, 0.03)
+    loss[3:6] = [58 * 3.4, 40.0, 9.0]
+    evals = steps_of(200, 20, first=20)
+    d = judge(tmp_path, (steps, noisy(loss, 0.02, seed=5)), (evals, decay(evals, 3.5, 1.08, 0.03)))
+    assert d.verdict in ("underfit", "converged"), text(d)
+    assert any("jumped" in w and "came back" in w for w in d.warnings)
+
+
+def test_mid_run_spikes_that_recovered_on_a_flat_end_are_converged(tmp_path):
+    steps = steps_of(300)
+    loss = noisy(decay(steps, 2.5, 1.0, 0.05), 0.02, seed=8)
+    for at in (120, 200):  # two spikes, each back within 30 steps
+        for k in range(30):
+            loss[at + k] *= 1 + 4.0 * math.exp(-k / 6)
+    evals = steps_of(300, 20, first=20)
+    d = judge(tmp_path, (steps, loss), (evals, decay(evals, 2.4, 1.1, 0.05)))
+    assert d.verdict == "converged", text(d)
 
 
 @pytest.mark.parametrize("first", [0.0, 0.0328])
@@ -140,7 +156,7 @@ def test_a_loss_of_exactly_zero_is_degenerate_not_a_crash(tmp_path, first):
 def test_a_non_zero_exit_is_failed_whatever_the_curves(tmp_path):
     d = judge(tmp_path, (steps_of(20), decay(steps_of(20), 2, 1, 0.2)), exit_code=1)
     assert d.verdict == "failed" and d.confidence == 1.0
-    assert "swift exited with code 1" in text(d) and "no sign of divergence" in text(d)
+    assert "swift exited with code 1" in text(d) and "until then training loss went from 1.82" in text(d)
     assert d.next.override is None and "swift.log" in d.next.text
 
 
@@ -157,11 +173,13 @@ def test_no_curves_at_all_is_failed_without_an_exception():
     assert d.verdict == "failed" and d.warnings == ["swift wrote no run folder"]
 
 
-# ---- failure mode 1: steady small improvement is underfit, not "flat = failed" ----
+# ---- a run that never learned is failed, and its next step follows the cause ----
 
 
-def test_a_steady_fall_of_a_fraction_of_a_percent_is_underfit_not_failed(tmp_path):
-    """Eval falls at every eval, 0.4% in all; the training loss is batch noise."""
+def test_a_steady_fall_of_a_fraction_of_a_percent_on_a_smooth_eval_is_learning(tmp_path):
+    """Eval falls at every eval, 0.4% in all, with no noise of its own; the training loss is batch
+    noise. The eval curve decides (training noise no longer vetoes it): it learned, slowly, and is
+    still falling at its own pace at the end."""
     steps = steps_of(400)
     evals = steps_of(400, 40, first=40)
     d = judge(
@@ -171,21 +189,23 @@ def test_a_steady_fall_of_a_fraction_of_a_percent_is_underfit_not_failed(tmp_pat
         params={"lr": 2e-5, "epochs": 1},
     )
     assert d.verdict == "underfit", text(d)
-    assert d.next.override == "lr=2e-4" and "Raise" in d.next.text
-    assert "training loss barely moved" in text(d)
+    assert d.confidence < 0.7  # its end alone can't resolve the fall
+    assert [a.override for a in d.alternatives] == ["lr=2e-4"]
 
 
-def test_a_handful_of_steps_that_barely_move_is_underfit_with_low_confidence(tmp_path):
+def test_a_handful_of_steps_that_barely_move_is_failed_and_told_to_raise_a_tiny_lr(tmp_path):
     d = judge(
         tmp_path, ([1, 2, 3, 4, 5, 6], [3.1, 3.0, 3.2, 3.05, 3.1, 3.0]), params={"lr": 1e-5, "epochs": 1}
     )
-    assert d.verdict == "underfit" and d.next.override == "lr=1e-4"
+    assert d.verdict == "failed" and d.evidence["cause"] == "never_learned"
+    assert d.next.override == "lr=1e-4" and "Raise" in d.next.text
     assert d.confidence < 0.8
 
 
-def test_flat_at_a_high_learning_rate_is_underfit_without_a_raise(tmp_path):
+def test_flat_at_an_ordinary_lr_is_failed_and_points_at_the_data_not_the_lr(tmp_path):
     d = judge(tmp_path, (steps_of(100), noisy([2.0] * 100, 0.03, seed=1)), params={"lr": 0.1, "epochs": 3})
-    assert d.verdict == "underfit" and d.next.override is None and "barely moved" in d.next.text
+    assert d.verdict == "failed" and d.evidence["cause"] == "never_learned"
+    assert d.next.override is None and "template" in d.next.text and "target_modules" in d.next.text
 
 
 # ---- failure mode 2: overfitting measured against the curve's own fall and noise ----
@@ -343,8 +363,8 @@ def test_without_eval_the_verdict_rests_on_training_loss_alone_with_lower_confid
     with_eval = judge(tmp_path / "a", train, (steps_of(200, 20), decay(steps_of(200, 20), 2.1, 0.7, 0.004)))
     without = judge(tmp_path / "b", train)
     assert with_eval.verdict == without.verdict == "underfit"
-    assert "judged on the training loss alone" in text(without)
-    assert "judged on the training loss alone" not in text(with_eval)
+    assert "no eval loss was logged: the end is judged on the training loss" in text(without)
+    assert "judged on the training loss" not in text(with_eval)
     assert without.confidence < with_eval.confidence
 
 
@@ -405,7 +425,7 @@ def test_an_isolated_inf_grad_norm_is_an_fp16_overflow_not_a_failure(tmp_path):
         run / "runs", {"train/loss": (steps, decay(steps, 2, 0.5, 0.2)), "train/grad_norm": (steps, grad)}
     )
     d = diagnose(read_curves(run))
-    assert d.verdict == "converged" and "fp16 overflow" in text(d)
+    assert d.verdict == "converged" and any("fp16 overflow" in w for w in d.warnings)
 
 
 # ---- failure mode 6: the formats and shapes real runs have ----
@@ -577,20 +597,24 @@ def test_a_short_curves_passing_bump_is_noise_not_a_failure(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("train", "lr", "next_override", "alternative"),
+    ("train", "lr", "next_override", "alternatives"),
     [
-        # still falling: 3x the epochs, else a 10x higher lr
-        ([3.0 - 0.1 * i for i in range(20)], 1e-3, "epochs=3", "lr=0.01"),
-        # barely moved: a 10x higher lr, else 3x the epochs
-        ([3.0 + 0.001 * math.sin(i) for i in range(20)], 1e-4, "lr=1e-3", "epochs=3"),
-        # overshoot: lr / 100, else lr / 10
-        ([3.0, 4.0, 6.0, 9.0, 12.0, 14.0], 0.1, "lr=1e-3", "lr=0.01"),
+        # still falling at a tiny lr: 3x the epochs, else a 10x higher lr
+        ([3.0 - 0.1 * i for i in range(20)], 5e-5, "epochs=3", ["lr=5e-4"]),
+        # still falling at an ordinary lr: 3x the epochs, and no lr to raise
+        ([3.0 - 0.1 * i for i in range(20)], 1e-3, "epochs=3", []),
+        # never learned at a tiny lr: a 10x higher lr, else 3x the epochs
+        ([3.0 + 0.001 * math.sin(i) for i in range(20)], 5e-5, "lr=5e-4", ["epochs=3"]),
+        # never learned at an ordinary lr: the data, no knob
+        ([3.0 + 0.001 * math.sin(i) for i in range(20)], 1e-4, None, []),
+        # ended above its start: lr / 100, else lr / 10
+        ([3.0, 4.0, 6.0, 9.0, 12.0, 14.0], 0.1, "lr=1e-3", ["lr=0.01"]),
     ],
 )
-def test_the_alternative_is_the_other_knob_that_fits(tmp_path, train, lr, next_override, alternative):
+def test_the_alternative_is_the_other_knob_that_fits(tmp_path, train, lr, next_override, alternatives):
     d = judge(tmp_path, (list(range(1, len(train) + 1)), train), params={"lr": lr, "epochs": 1})
     assert d.next.override == next_override
-    assert [a.override for a in d.alternatives] == [alternative]
+    assert [a.override for a in d.alternatives] == alternatives
 
 
 def test_converged_and_overfit_runs_have_no_alternative_knob(tmp_path):
@@ -648,3 +672,132 @@ def test_the_record_says_interrupted_and_the_diagnosis_follows():
     assert found.verdict == "underfit" and any("interrupted" in r for r in found.reasons)
     record.status, record.exit_code = "completed", 0
     assert not any("partial" in r for r in diagnose_recorded(still_falling(), record).reasons)
+
+
+# ---------------------------------------------------------------------------------------------
+# the failure modes seen on runs the diagnosis was never tuned on, each on a curve built here
+
+
+@pytest.mark.parametrize(
+    "train",
+    [
+        [4.19, 11.5, 6.6],  # the tutorial's run 1 on a real model: +57% at the end, 3 points
+        [2.0, 2.3, 2.8],  # +40%, 3 points: no noise to measure
+        [1.0, 1.3, 2.1, 2.76],  # +176%, 4 points
+    ],
+)
+def test_a_short_run_that_ended_above_its_start_is_failed_never_underfit(tmp_path, train):
+    d = judge(tmp_path, (steps_of(len(train)), train), params={"lr": 0.1, "epochs": 1})
+    assert d.verdict == "failed" and d.evidence["cause"] == "ended_above_start", text(d)
+    assert d.next.override == "lr=1e-3" and "Lower" in d.next.text
+
+
+def test_a_noisy_run_whose_loss_rose_is_never_told_to_raise_the_lr(tmp_path):
+    """+40% at the end, but noisy enough that the rise is inside its noise: it never learned, and
+    a run whose loss ended higher is never told to raise its lr, however small."""
+    steps = steps_of(50)
+    loss = noisy([0.85 + 0.35 * s / 50 for s in steps], 0.35, seed=2)
+    d = judge(tmp_path, (steps, loss), params={"lr": 1e-5, "epochs": 1})
+    assert d.verdict == "failed", text(d)
+    assert d.next.override is None or not d.next.override.startswith("lr=1e-4")
+    assert "Raise" not in d.next.text
+
+
+def test_hundreds_of_steps_within_half_a_percent_of_the_start_are_failed(tmp_path):
+    steps = steps_of(690, 20, first=20)
+    d = judge(tmp_path, (steps, noisy([4.686] * len(steps), 0.002, seed=6)), params={"lr": 2e-4, "epochs": 1})
+    assert d.verdict == "failed" and d.evidence["cause"] == "never_learned", text(d)
+    assert "never fell beyond its noise" in text(d)
+    assert d.next.override is None and "template" in d.next.text
+
+
+def test_a_noisy_band_with_no_trend_is_failed_not_converged(tmp_path):
+    steps = steps_of(1000, 10, first=10)
+    d = judge(tmp_path, (steps, noisy([2.2] * len(steps), 0.06, seed=12)), params={"lr": 2e-4, "epochs": 1})
+    assert d.verdict == "failed" and d.evidence["cause"] == "never_learned", text(d)
+
+
+def test_a_classifier_at_chance_level_is_failed_and_its_labels_named(tmp_path):
+    """A 3-class head sitting at ln 3 = 1.0986 from start to end."""
+    steps = steps_of(500, 10, first=10)
+    d = judge(tmp_path, (steps, noisy([math.log(3)] * len(steps), 0.01, seed=3)), params={"lr": 2e-5})
+    assert d.verdict == "failed" and d.evidence["classes"] == 3, text(d)
+    assert "ln 3" in d.next.text and "labels" in d.next.text
+
+
+def test_a_long_u_shaped_eval_under_a_noisy_training_loss_is_overfit(tmp_path):
+    """120 evals: lowest at 20% of the run, then a sustained rise while training fell slowly under
+    heavy batch noise (it moved under two of its own noise units)."""
+    steps = steps_of(6000)
+    evals = steps_of(6000, 50, first=50)
+    train = noisy([2.0 - 0.05 * s / 6000 for s in steps], 0.25, seed=4)
+    eval_values = [
+        1.6 + 0.5 * ((s - 1200) / 4800) ** 2 if s < 1200 else 1.6 + 0.3 * (s - 1200) / 4800 for s in evals
+    ]
+    eval_values = [v if s >= 1200 else 1.6 + 0.6 * (1200 - s) / 1200 for s, v in zip(evals, eval_values)]
+    d = judge(tmp_path, (steps, train), (evals, noisy(eval_values, 0.005, seed=5)), params={"epochs": 5})
+    assert d.verdict == "overfit", text(d)
+    assert 1000 <= d.figures["best_eval_step"] <= 1400
+    assert d.next.override == "epochs=1"
+
+
+def test_a_nan_grad_norm_at_the_first_step_with_a_falling_loss_is_no_divergence(tmp_path):
+    steps = steps_of(100)
+    grad = [float("nan")] + [1.0] * 99
+    run = make_run(tmp_path, None)
+    write_events(
+        run / "runs",
+        {"train/loss": (steps, decay(steps, 4.31, 0.42, 0.08)), "train/grad_norm": (steps, grad)},
+    )
+    d = diagnose(read_curves(run))
+    assert d.verdict != "failed", text(d)
+    assert any("grad_norm was NaN/Inf" in w and "no divergence" in w for w in d.warnings)
+
+
+def test_a_final_line_whose_step_goes_backwards_is_not_the_runs_end(tmp_path):
+    """An older LLaMA-Factory log: its last line evaluates the reloaded best checkpoint, with
+    current_steps = the number of eval batches (8), so the step goes backwards."""
+    run = tmp_path / "saves"
+    run.mkdir()
+    lines = []
+    evals = {100: 1.5, 200: 1.2, 300: 1.3, 400: 1.6, 500: 1.9, 600: 2.2, 700: 2.38}
+    for step in range(10, 710, 10):
+        lines.append({"current_steps": step, "total_steps": 700, "loss": 2.0 * math.exp(-step / 150) + 0.2})
+        if step in evals:
+            lines.append({"current_steps": step, "total_steps": 700, "eval_loss": evals[step]})
+    lines.append({"current_steps": 8, "total_steps": 700, "eval_loss": 1.2})  # the best, evaluated again
+    (run / "trainer_log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    curves = read_curves(run)
+    assert list(curves.eval_loss.steps) == sorted(evals) and curves.eval_loss.values[-1] == 2.38
+    assert any("went back" in w for w in curves.warnings)
+    d = diagnose(curves)
+    assert d.verdict == "overfit" and d.figures["best_eval_step"] == 200, text(d)
+
+
+def test_a_two_point_run_follows_its_evidence_never_barely_moved(tmp_path):
+    tripled = judge(tmp_path / "a", ([1, 2], [2.0, 6.1]), params={"lr": 0.1, "epochs": 1})
+    assert tripled.verdict == "failed" and tripled.evidence["cause"] == "ended_above_start"
+    fell = judge(tmp_path / "b", ([1, 2], [2.0, 1.5]), params={"lr": 1e-4, "epochs": 1})
+    assert fell.verdict == "underfit" and fell.confidence < 0.6
+    assert "barely moved" not in text(tripled) + text(fell)
+
+
+def test_a_short_run_that_crashed_is_failed_by_its_exit_whatever_its_points(tmp_path):
+    d = judge(tmp_path, ([1, 2, 3], [2.0, 1.9, 1.95]), exit_code=1, params={"lr": 1e-4, "epochs": 1})
+    assert d.verdict == "failed" and d.evidence["cause"] == "crashed" and d.confidence == 1.0
+    assert "swift.log" in d.next.text and "barely moved" not in text(d)
+
+
+def test_the_rules_run_in_the_order_the_docstring_lists_them():
+    """The module docstring's table, the README's table and RULES list the same rules in one order."""
+    from swiftops.diagnosis import RULES, rules
+    from swiftops.paths import conf_dir
+
+    names = [r.__name__ for r in RULES]
+    row = re.compile(r"^    (\w+) +(failed|underfit|overfit|converged) ")
+    table = [m.group(1) for m in map(row.match, rules.__doc__.splitlines()) if m]
+    assert table == names
+    readme = (conf_dir().parent / "README.md").read_text(encoding="utf-8")
+    in_readme = [n for n in names if f"`{n}`" in readme]
+    assert in_readme == names
+    assert sorted(names, key=lambda n: readme.index(f"`{n}`")) == names

@@ -65,7 +65,7 @@ def test_a_nan_or_inf_loss_stops_the_run_at_the_point_it_appears(bad):
     train = [3.0, 2.9, 2.85, 2.8, bad, bad, bad]
     assert watchdog_verdict(curves_of(train[:4])) is None
     d = watchdog_verdict(curves_of(train[:5], max_steps=60), params=PARAMS)
-    assert d is not None and d.verdict == "failed" and d.evidence["cause"] == "nan"
+    assert d is not None and d.verdict == "failed" and d.evidence["cause"] == "not_finite"
     assert d.figures["steps"] == 5 and d.figures["max_steps"] == 60
     assert "NaN/Inf in training loss at step 5" in d.reasons[0]
     assert d.next.override == "lr=1e-3"
@@ -85,7 +85,7 @@ def test_a_nan_logged_as_zero_is_read_back_as_nan_from_the_live_log(tmp_path):
     curves = read_live_curves(run)
     assert curves.max_steps == 60 and math.isnan(curves.train_loss.values[3])
     d = watchdog_verdict(curves)
-    assert d is not None and d.evidence["cause"] == "nan" and d.figures["divergence_step"] == 4
+    assert d is not None and d.evidence["cause"] == "not_finite" and d.figures["divergence_step"] == 4
 
 
 def test_a_half_written_last_line_is_left_for_the_next_reading(tmp_path):
@@ -95,26 +95,24 @@ def test_a_half_written_last_line_is_left_for_the_next_reading(tmp_path):
     assert list(curves.train_loss.steps) == [1, 2, 3, 4] and curves.warnings == []
 
 
-def test_nan_in_grad_norm_alone_decides_only_when_it_persists():
-    """One NaN/Inf grad_norm is an fp16 overflow step the optimizer skips: only a second one fails."""
+def test_nan_in_grad_norm_with_a_finite_falling_loss_never_stops_a_run():
+    """A NaN/Inf grad_norm is an optimizer step skipped (an fp16 overflow): the loss decides."""
     train = [3.0, 2.9, 2.8, 2.7, 2.6, 2.5, 2.4]
-    lone_last = curves_of(train[:5], grad=[1, 1, 1, 1, INF])
-    assert diagnose(lone_last).verdict == "failed"  # the full diagnosis can't tell yet either
-    assert watchdog_verdict(lone_last) is None
     assert stop_step(curves_of(train, grad=[1, 1, 1, 1, INF, 1, 1])) is None
-    assert stop_step(curves_of(train, grad=[1, 1, 1, 1, INF, NAN, NAN])) == 6
+    assert stop_step(curves_of(train, grad=[NAN, 1, 1, 1, INF, NAN, NAN])) is None
+    assert diagnose(curves_of(train, grad=[NAN, 1, 1, 1, INF, NAN, NAN])).verdict != "failed"
 
 
-def test_an_exploding_loss_stops_once_two_points_agree():
-    train = [3.0 * 2.0**s for s in range(12)]  # 3x its start from step 2 on
-    assert stop_step(curves_of(train)) == 4
+def test_an_exploding_loss_stops_once_the_rise_is_sustained():
+    train = [3.0 * 1.2**s for s in range(40)]
+    assert stop_step(curves_of(train)) == 20  # watchdog_min_points
     d = first_stop(curves_of(train), params=PARAMS)
-    assert "exploded" in d.reasons[0] and d.evidence["rule"] == "explode_factor"
+    assert d.evidence["cause"] == "ended_above_start" and d.next.override == "lr=1e-3"
 
 
-def test_a_spike_at_the_newest_point_waits_for_the_next_one():
-    train = [*noisy_decay(30, 0.02, 1), 40.0]  # the median of 3 can't filter a last point yet
-    assert diagnose(curves_of(train)).verdict == "failed"
+def test_a_spike_at_the_newest_point_decides_nothing():
+    train = [*noisy_decay(30, 0.02, 1), 40.0]
+    assert diagnose(curves_of(train)).verdict != "failed"
     assert watchdog_verdict(curves_of(train)) is None
     assert stop_step(curves_of([*train, 1.2, 1.1, 1.15])) is None
 
@@ -123,7 +121,7 @@ def test_a_sustained_rise_stops_the_run():
     train = [3.0 * (1 + 0.05 * s) + 0.01 * math.sin(1.7 * s) for s in range(1, 80)]
     assert stop_step(curves_of(train)) == 20  # watchdog_min_points
     d = first_stop(curves_of(train), params=PARAMS)
-    assert d.evidence["cause"] == "rising" and "not falling back" in d.reasons[-1]
+    assert d.evidence["cause"] == "ended_above_start" and "not falling back" in d.reasons[-1]
     assert stop_step(curves_of(train), ClassifySettings(watchdog_min_points=40)) == 40
 
 
@@ -152,7 +150,7 @@ def test_a_loss_stuck_at_zero_stops_after_a_stretch():
     step = stop_step(curves_of(train))
     assert step == 20
     d = first_stop(curves_of(train), params=PARAMS)
-    assert d.evidence["cause"] == "zero" and d.next.override is None  # check the data, not the lr
+    assert d.evidence["cause"] == "stuck_at_zero" and d.next.override is None  # the data, not the lr
 
 
 # ---- what it leaves alone: every prefix of a run that is still learning ----
@@ -181,7 +179,8 @@ def test_a_run_that_jumped_and_came_back_is_never_stopped():
     """The quickstart's lr 0.1 shape (measured: +70% over steps 4-8), then falling for 200 steps."""
     head = [5.28, 5.52, 4.13, 9.02, 9.87, 8.79, 7.19, 7.70, 6.03, 5.72, 5.30, 5.05, 4.92, 4.74, 4.71]
     train = head + [4.7 * decay([s], 1.0, 0.6, 0.01)[0] for s in range(200)]
-    assert diagnose(curves_of(train)).evidence["rule"] == "unstable_z"
+    found = diagnose(curves_of(train))
+    assert found.verdict != "failed" and any("jumped" in w for w in found.warnings)
     assert stop_step(curves_of(train)) is None
 
 
@@ -200,7 +199,7 @@ def test_an_eval_loss_that_falls_keeps_a_rising_training_loss_going():
 def test_odd_short_curves_never_raise(train):
     curves = Curves(None, {"train/loss": series_from_points(steps_of(len(train)), train)}, None, None, "x")
     decision = watchdog_verdict(curves)
-    assert decision is None or decision.evidence["cause"] == "nan"
+    assert decision is None or decision.evidence["cause"] == "not_finite"
     assert watchdog_verdict(Curves(None, {}, None, None, "none")) is None
 
 
@@ -360,10 +359,11 @@ def test_the_job_stops_a_failed_run_early_and_records_why(composed, tmp_path, fa
     record = fake_job(composed, tmp_path, fake_swift, monkeypatch, shape)
     assert record.status == "failed" and record.stopped_by == "watchdog" and record.verdict == "failed"
     figures = record.diagnosis["figures"]
-    assert figures["max_steps"] == 60 and figures["steps"] <= 15, figures  # decided at step 3 or 4
+    # NaN at once (step 3 or 4); an exploding loss once its rise held over watchdog_min_points (20)
+    assert figures["max_steps"] == 60 and figures["steps"] <= (15 if shape == "nan" else 25), figures
     first = record.diagnosis["reasons"][0]
     assert first.startswith(f"stopped by the watchdog at step {figures['steps']} of 60: ")
-    assert ("NaN/Inf" if shape == "nan" else "exploded") in first
+    assert ("NaN/Inf" if shape == "nan" else "training loss rose") in first
     assert (
         record.diagnosis["next"]["override"] == "lr=1e-5"
     )  # the config's lr 1e-3 / 100, not "read swift.log"

@@ -101,9 +101,10 @@ class Evidence:
 
     @cached_property
     def eval_fell(self) -> bool:
-        """The eval loss, with enough points to measure its noise, went below its first value beyond it:
-        then it, not a rising training loss, says whether the run learned."""
-        return self.eval is not None and self.eval.measured and learned(self.eval, self.settings)
+        """The eval loss, with enough points to show a trend, went below its first value beyond its
+        noise: then it, not a rising training loss, says whether the run learned."""
+        sig = self.eval
+        return sig is not None and len(sig) >= MIN_EVAL_POINTS and learned(sig, self.settings)
 
     @cached_property
     def peak_lr(self) -> float | None:
@@ -456,7 +457,8 @@ def learning_context(ev: Evidence) -> list[str]:
         )
         if len(train) < MEASURED_POINTS:
             out.append(f"only {len(train)} training points were logged: its noise can't be measured")
-    n_eval = 0 if ev.eval is None else len(ev.eval)
+    evals = ev.curves.eval_loss
+    n_eval = 0 if evals is None else int(np.isfinite(evals.values).sum())
     if sig is not ev.eval:
         seen = {0: "no eval loss was logged", 1: "eval loss was logged only once"}
         seen[2] = "eval loss was logged only twice"
