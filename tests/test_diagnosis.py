@@ -732,9 +732,8 @@ def test_a_long_u_shaped_eval_under_a_noisy_training_loss_is_overfit(tmp_path):
     evals = steps_of(6000, 50, first=50)
     train = noisy([2.0 - 0.05 * s / 6000 for s in steps], 0.25, seed=4)
     eval_values = [
-        1.6 + 0.5 * ((s - 1200) / 4800) ** 2 if s < 1200 else 1.6 + 0.3 * (s - 1200) / 4800 for s in evals
+        1.6 + 0.6 * (1200 - s) / 1200 if s < 1200 else 1.6 + 0.3 * (s - 1200) / 4800 for s in evals
     ]
-    eval_values = [v if s >= 1200 else 1.6 + 0.6 * (1200 - s) / 1200 for s, v in zip(evals, eval_values)]
     d = judge(tmp_path, (steps, train), (evals, noisy(eval_values, 0.005, seed=5)), params={"epochs": 5})
     assert d.verdict == "overfit", text(d)
     assert 1000 <= d.figures["best_eval_step"] <= 1400
