@@ -3,6 +3,8 @@ side by side with the peer tool trainproof (a rule-based training-log linter).
 
     python benchmarks/diagnosis.py                        # ../shared/diagnosis_corpus/dev
     python benchmarks/diagnosis.py --corpus PATH --json   # another labelled folder, as JSON
+    python benchmarks/diagnosis.py --runs multirun/X ...  # also: each run's verdict with every threshold
+                                                          #   x0.75 / x1.33 (a knife-edge shows as a flip)
 
 The corpus folder holds labels.csv (case, verdict, ambiguous, alt, rationale) and runs/<case>/
 with one log each (trainer_state.json, LLaMA-Factory's trainer_log.jsonl or ms-swift's
@@ -15,6 +17,13 @@ it too, the labels and their alts mapped the same way. swiftops classifies each 
 in-process (swiftops.classify); a crash counts as the verdict "crash". trainproof runs
 in-process on each case's log file through trainproof.epoch.check_epoch, which is what
 `trainproof epoch LOGFILE --json` runs.
+
+Also printed: per verdict, precision and recall against the labels (strict), for both tools on the
+3-way split; "wrong direction" advice (a run labelled failed whose advice raises the lr while its
+training loss ended above its start, or one labelled underfit whose advice lowers the lr; target 0);
+every headline figure on the corpus README's two fixed halves (tuning: the first byte of
+sha256(case) even; check: odd), so a change that lifts one half only shows as fitting; and the time
+to diagnose 100 runs of 20k steps each (target <= 5 s).
 
 trainproof 0.22.0 findings (trainproof/epoch.py) and the 3-way verdict this script reads from them:
 
@@ -39,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 import time
@@ -82,6 +92,11 @@ class Case:
     ambiguous: bool
     alts: tuple[str, ...]
     run_dir: Path
+
+    @property
+    def half(self) -> str:
+        """The corpus README's fixed split: the first byte of sha256(case name), even = tuning."""
+        return "check" if hashlib.sha256(self.name.encode()).digest()[0] % 2 else "tuning"
 
 
 # ---- the corpus ----
@@ -150,6 +165,40 @@ def confusion(labels: list[str], preds: list[str], rows: tuple[str, ...]) -> dic
     return {r: {c: counts[(r, c)] for c in cols} for r in rows}
 
 
+def precision_recall(labels: list[str], preds: list[str], verdicts: tuple[str, ...]) -> dict[str, Any]:
+    """Per verdict: precision (of the runs given it, how many carry that label) and recall (of the runs
+    labelled it, how many were given it), strict."""
+    out = {}
+    for v in verdicts:
+        given = [lab for lab, p in zip(labels, preds, strict=True) if p == v]
+        labelled = [p for lab, p in zip(labels, preds, strict=True) if lab == v]
+        out[v] = {
+            "precision": fraction(sum(lab == v for lab in given), len(given)),
+            "recall": fraction(sum(p == v for p in labelled), len(labelled)),
+        }
+    return out
+
+
+def lr_direction(next_text: str) -> int:
+    """+1 when the advice raises the learning rate, -1 when it lowers it, else 0."""
+    if next_text.startswith("Raise the learning rate"):
+        return 1
+    if next_text.startswith("Lower the learning rate"):
+        return -1
+    return 0
+
+
+def wrong_direction(case: Case, result: dict[str, Any]) -> bool:
+    """Advice that sends the lr the wrong way: raised for a failed run whose loss ended above its
+    start, lowered for an underfit one."""
+    direction = lr_direction(result.get("next_text") or "")
+    if case.verdict == "failed":
+        return direction > 0 and bool(result.get("ended_higher"))
+    if case.verdict == "underfit":
+        return direction < 0
+    return False
+
+
 def bucket_of(confidence: float) -> int:
     for i, (lo, hi) in enumerate(BUCKETS):
         if lo <= confidence < hi:
@@ -199,10 +248,28 @@ def run_swiftops(cases: list[Case], settings: Any = None) -> tuple[list[dict[str
         try:
             targets = find_targets(case.run_dir)
             result = classify_target(targets[0], settings)
-            out.append({"verdict": result["verdict"], "confidence": float(result["confidence"])})
+            figures = result["figures"]
+            first, final = figures.get("first_train_loss"), figures.get("final_train_loss")
+            out.append(
+                {
+                    "verdict": result["verdict"],
+                    "confidence": float(result["confidence"]),
+                    "next_text": result["next"]["text"],
+                    "ended_higher": ended_higher(targets[0].run_dir, settings) if first and final else False,
+                }
+            )
         except Exception as exc:  # a crash is a result, never the end of the benchmark
             out.append({"verdict": CRASH, "confidence": None, "error": f"{type(exc).__name__}: {exc}"})
     return out, time.perf_counter() - start
+
+
+def ended_higher(run_dir: Path | None, settings: Any) -> bool:
+    """The training loss's late level (median of its last quarter) above its first point."""
+    from swiftops.curves import read_curves
+    from swiftops.diagnosis.signal import level, prepare
+
+    sig = prepare("training loss", read_curves(run_dir).train_loss, settings) if run_dir else None
+    return sig is not None and level(sig).z > 0
 
 
 def run_trainproof(cases: list[Case]) -> tuple[list[dict[str, Any]], float]:
@@ -230,7 +297,19 @@ def run_trainproof(cases: list[Case]) -> tuple[list[dict[str, Any]], float]:
 # ---- the figures ----
 
 
-SENSITIVITY = ("noise_z", "tail_fraction", "settle_ratio", "overfit_share", "overfit_rise", "unstable_z")
+# every threshold a verdict rests on (overshoot_z, chance_band and the lr factors shape warnings and
+# advice only; the watchdog's are measured by benchmarks/watchdog.py)
+SENSITIVITY = (
+    "noise_z",
+    "unmeasured_rise",
+    "tail_fraction",
+    "settle_ratio",
+    "overfit_share",
+    "overfit_rise",
+    "zero_share",
+    "resolution",
+)
+FACTORS = (0.75, 1, 1.33)
 
 
 def sensitivity(cases: list[Case]) -> dict[str, dict[str, int]]:
@@ -242,30 +321,102 @@ def sensitivity(cases: list[Case]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name in SENSITIVITY:
         out[name] = {}
-        for factor in (0.75, 1, 1.33):
+        for factor in FACTORS:
             settings = replace(base, **{name: getattr(base, name) * factor})
             results, _ = run_swiftops(cases, settings)
             out[name][str(factor)] = score([r["verdict"] for r in results], cases, lenient=True)[0]
     return out
 
 
+def run_sensitivity(run_dirs: list[Path]) -> dict[str, dict[str, Any]]:
+    """Each run's verdict at the defaults and with each threshold scaled by 0.75 and 1.33: a run whose
+    verdict flips sits on a knife-edge, and the same run on another machine may flip too."""
+    from swiftops.classify import classify_target, find_targets
+    from swiftops.diagnosis import ClassifySettings
+
+    base = ClassifySettings()
+    out: dict[str, dict[str, Any]] = {}
+    for folder in run_dirs:
+        for target in find_targets(folder):
+            name = str(target.job_dir or target.run_dir)
+            verdict = classify_target(target, base)["verdict"]
+            flips = []
+            for key in SENSITIVITY:
+                for factor in (0.75, 1.33):
+                    settings = replace(base, **{key: getattr(base, key) * factor})
+                    other = classify_target(target, settings)["verdict"]
+                    if other != verdict:
+                        flips.append(f"{key} x{factor}: {other}")
+            out[name] = {"verdict": verdict, "flips": flips}
+    return out
+
+
+def time_many_long_runs(runs: int = 100, steps: int = 20_000) -> float:
+    """Seconds to diagnose `runs` runs of `steps` training points each (an eval every 500 steps),
+    built in memory: the diagnosis alone, without reading files (benchmarks/read_curves.py times that)."""
+    import numpy as np
+
+    from swiftops.curves import Curves, series_from_points
+    from swiftops.diagnosis import diagnose
+
+    rng = np.random.default_rng(0)
+    x = np.arange(1, steps + 1)
+    evals = x[499::500]
+    batch = []
+    for i in range(runs):
+        train = (2.0 * np.exp(-x / (2000 + 50 * i)) + 0.5) * np.exp(0.05 * rng.standard_normal(steps))
+        ev = 2.0 * np.exp(-evals / 2500) + 0.6 + 1e-5 * np.maximum(evals - 10_000, 0) * (i % 2)
+        scalars = {"train/loss": series_from_points(x, train), "eval/loss": series_from_points(evals, ev)}
+        batch.append(Curves(None, scalars, None, None, "memory", max_steps=steps))
+    start = time.perf_counter()
+    for curves in batch:
+        diagnose(curves, params={"lr": 1e-4, "epochs": 3})
+    return time.perf_counter() - start
+
+
 def fraction(k: int, n: int) -> dict[str, Any]:
     return {"right": k, "of": n, "percent": round(100 * k / n, 1) if n else None}
+
+
+def headline(preds: list[str], preds3: list[str], cases: list[Case]) -> dict[str, Any]:
+    """The agreement figures of one tool on a set of cases (3-way predictions already mapped)."""
+    return {
+        "strict": fraction(*score(preds, cases)),
+        "lenient": fraction(*score(preds, cases, lenient=True)),
+        "strict_unambiguous": fraction(*score(preds, cases, unambiguous_only=True)),
+        "three_way_strict": fraction(*score(preds3, cases, three=True)),
+        "three_way_lenient": fraction(*score(preds3, cases, three=True, lenient=True)),
+        "three_way_unambiguous": fraction(*score(preds3, cases, three=True, unambiguous_only=True)),
+    }
+
+
+def by_half(preds: list[str], preds3: list[str], cases: list[Case]) -> dict[str, Any]:
+    out = {}
+    for half in ("tuning", "check"):
+        keep = [i for i, c in enumerate(cases) if c.half == half]
+        out[half] = headline([preds[i] for i in keep], [preds3[i] for i in keep], [cases[i] for i in keep])
+    return out
 
 
 def figures(corpus: Path, cases: list[Case], swift: list[dict], swift_s: float, tp, tp_s) -> dict[str, Any]:
     preds = [r["verdict"] for r in swift]
     preds3 = [three_way(p) for p in preds]
     lenient_right = [p in accepted(c, lenient=True, three=False) for p, c in zip(preds, cases, strict=True)]
+    labels = [c.verdict for c in cases]
+    wrong = [c.name for c, r in zip(cases, swift, strict=True) if wrong_direction(c, r)]
     out: dict[str, Any] = {
         "corpus": str(corpus),
         "runs": len(cases),
+        "halves": {h: sum(c.half == h for c in cases) for h in ("tuning", "check")},
         "swiftops": {
-            "strict": fraction(*score(preds, cases)),
-            "lenient": fraction(*score(preds, cases, lenient=True)),
-            "strict_unambiguous": fraction(*score(preds, cases, unambiguous_only=True)),
-            "three_way_strict": fraction(*score(preds3, cases, three=True)),
-            "three_way_lenient": fraction(*score(preds3, cases, three=True, lenient=True)),
+            **headline(preds, preds3, cases),
+            "halves": by_half(preds, preds3, cases),
+            "per_verdict": precision_recall(labels, preds, VERDICTS),
+            "per_verdict_three_way": precision_recall([three_way(v) for v in labels], preds3, THREE_WAY),
+            "wrong_direction": wrong,
+            "wrong_direction_halves": {
+                h: sum(c.half == h for c in cases if c.name in wrong) for h in ("tuning", "check")
+            },
             "crashes": preds.count(CRASH),
             "confusion": confusion([c.verdict for c in cases], preds, VERDICTS),
             "calibration": calibration([r["confidence"] for r in swift], lenient_right),
@@ -292,6 +443,21 @@ def figures(corpus: Path, cases: list[Case], swift: list[dict], swift_s: float, 
     out["trainproof"] = {
         "three_way_strict": fraction(*score(tp3, cases, three=True)),
         "three_way_lenient": fraction(*score(tp3, cases, three=True, lenient=True)),
+        "three_way_unambiguous": fraction(*score(tp3, cases, three=True, unambiguous_only=True)),
+        "halves": {
+            half: {
+                "three_way_unambiguous": fraction(
+                    *score(
+                        [v for v, c in zip(tp3, cases, strict=True) if c.half == half],
+                        [c for c in cases if c.half == half],
+                        three=True,
+                        unambiguous_only=True,
+                    )
+                )
+            }
+            for half in ("tuning", "check")
+        },
+        "per_verdict_three_way": precision_recall([three_way(c.verdict) for c in cases], tp3, THREE_WAY),
         "spike_as_failed": {
             "three_way_strict": fraction(*score(tp3_spike, cases, three=True)),
             "three_way_lenient": fraction(*score(tp3_spike, cases, three=True, lenient=True)),
@@ -329,8 +495,23 @@ def format_text(fig: dict[str, Any]) -> str:
     sw, tp = fig["swiftops"], fig["trainproof"]
     lines = [f"diagnosis corpus: {fig['corpus']} ({fig['runs']} runs)", ""]
 
-    heads = ("tool", "strict", "lenient", "strict unambiguous", "3-way strict", "3-way lenient")
-    keys = ("strict", "lenient", "strict_unambiguous", "three_way_strict", "three_way_lenient")
+    heads = (
+        "tool",
+        "strict",
+        "lenient",
+        "strict unambiguous",
+        "3-way strict",
+        "3-way lenient",
+        "3-way unamb.",
+    )
+    keys = (
+        "strict",
+        "lenient",
+        "strict_unambiguous",
+        "three_way_strict",
+        "three_way_lenient",
+        "three_way_unambiguous",
+    )
     rows = [["swiftops", *(cell(sw[k]) for k in keys)]]
     if tp is not None:
         rows.append(["trainproof", *(cell(tp.get(k)) for k in keys)])
@@ -351,6 +532,44 @@ def format_text(fig: dict[str, Any]) -> str:
             f"trainproof with {TP_SPIKE} counted as failed: 3-way strict {cell(spike['three_way_strict'])}, "
             f"3-way lenient {cell(spike['three_way_lenient'])}"
         )
+
+    lines += [
+        "",
+        f"fixed halves ({fig['halves']['tuning']} tuning, {fig['halves']['check']} check runs)",
+    ]
+    for half, got in sw["halves"].items():
+        row = ", ".join(
+            f"{k} {cell(got[k])}" for k in ("lenient", "strict_unambiguous", "three_way_unambiguous")
+        )
+        if tp is not None:
+            row += f"; trainproof 3-way unamb. {cell(tp['halves'][half]['three_way_unambiguous'])}"
+        lines.append(f"  {half:<7} swiftops {row}")
+    if tp is not None:
+        ours, theirs = sw["three_way_unambiguous"], tp["three_way_unambiguous"]
+        gap = (ours["percent"] or 0) - (theirs["percent"] or 0)
+        lines.append(f"3-way on unambiguous runs: swiftops {gap:+.0f} points over trainproof (target >= +10)")
+
+    lines += ["", "per verdict, strict (precision: of the runs given it; recall: of the runs labelled it)"]
+    for v, pr in sw["per_verdict"].items():
+        lines.append(
+            f"  swiftops   {v:<10} precision {cell(pr['precision']):<13} recall {cell(pr['recall'])}"
+        )
+    for v, pr in sw["per_verdict_three_way"].items():
+        lines.append(
+            f"  swiftops   3-way {v:<7}   precision {cell(pr['precision']):<13} recall {cell(pr['recall'])}"
+        )
+    if tp is not None:
+        for v, pr in tp["per_verdict_three_way"].items():
+            lines.append(
+                f"  trainproof 3-way {v:<7}   precision {cell(pr['precision']):<13} "
+                f"recall {cell(pr['recall'])}"
+            )
+    wrong = sw["wrong_direction"]
+    halves = sw["wrong_direction_halves"]
+    lines.append(
+        f"wrong-direction advice: {len(wrong)} (tuning {halves['tuning']}, check {halves['check']}; target 0)"
+        + (": " + ", ".join(wrong) if wrong else "")
+    )
 
     lines += ["", *format_confusion(sw["confusion"], "swiftops confusion (rows: label, columns: predicted)")]
     if tp is not None:
@@ -386,9 +605,19 @@ def format_text(fig: dict[str, Any]) -> str:
         row = "  ".join(f"x{factor}: {k}/{fig['runs']}" for factor, k in by_factor.items())
         lines.append(f"  {name:<15} {row}")
 
+    if fig.get("runs_sensitivity"):
+        lines += ["", "sensitivity of the given runs' verdicts (each threshold x0.75 and x1.33)"]
+        for name, got in fig["runs_sensitivity"].items():
+            flips = "; ".join(got["flips"]) if got["flips"] else "no flip"
+            lines.append(f"  {name}: {got['verdict']} ({flips})")
+
     lines += ["", f"time: swiftops {sw['seconds']:.2f} s for {fig['runs']} runs"]
     if tp is not None:
         lines[-1] += f", trainproof {tp['seconds']:.2f} s"
+    if "long_runs_s" in fig:
+        lines.append(
+            f"time: diagnose 100 runs x 20k steps in memory: {fig['long_runs_s']:.2f} s (target <= 5 s)"
+        )
     return "\n".join(lines)
 
 
@@ -396,6 +625,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="labelled corpus folder")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument(
+        "--runs",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="run or sweep folders: each verdict's threshold flips",
+    )
     args = parser.parse_args(argv)
     corpus = args.corpus
     if not (corpus / "labels.csv").is_file() or not (corpus / "runs").is_dir():
@@ -410,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
         tp, tp_s = None, 0.0
     fig = figures(corpus, cases, swift, swift_s, tp, tp_s)
     fig["sensitivity"] = sensitivity(cases)
+    fig["runs_sensitivity"] = run_sensitivity(args.runs)
+    fig["long_runs_s"] = round(time_many_long_runs(), 3)
     if args.json:
         if tp is None:
             fig["trainproof_missing"] = "trainproof is not installed: pip install trainproof"

@@ -12,8 +12,9 @@ that was not doomed.
    steps, the share of the steps saved (target >= 80%), and the swift seconds with and without it.
 2. False stops: the watchdog replayed over every prefix (one training point more each time) of every
    run found under the folders (default: ../shared/diagnosis_corpus/dev, plus the folders given),
-   against the diagnosis of the whole run. A false stop is a run it would have stopped whose final
-   verdict is not failed (target 0). Also printed: the failed runs it stops, and how early.
+   against the run's hand label in a labelled corpus, else the diagnosis of the whole run. A false
+   stop is a run it would have stopped that is not labelled (or judged) failed (target 0). Also
+   printed: the failed runs it stops, and how early.
 
 The measuring functions (doomed_runs, replay) return plain figures, for benchmarks/autotune.py.
 """
@@ -21,6 +22,7 @@ The measuring functions (doomed_runs, replay) return plain figures, for benchmar
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
@@ -119,6 +121,15 @@ class Replay:
     folders: list[str] = field(default_factory=list)
 
 
+def corpus_labels(folder: Path) -> dict[str, str]:
+    """case -> label, when the folder is a labelled corpus's runs/ (labels.csv beside it)."""
+    path = folder.parent / "labels.csv"
+    if folder.name != "runs" or not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as f:
+        return {row["case"]: row["verdict"] for row in csv.DictReader(f)}
+
+
 def replay(folders: list[Path]) -> Replay:
     """Replay the watchdog over every run under the folders (each read with swiftops.curves, judged
     with the default thresholds)."""
@@ -129,6 +140,7 @@ def replay(folders: list[Path]) -> Replay:
 
     figures = Replay(folders=[str(f) for f in folders])
     for folder in folders:
+        labels = corpus_labels(Path(folder))
         try:
             run_dirs = find_run_dirs(folder)
         except NoRunFound as exc:
@@ -137,7 +149,9 @@ def replay(folders: list[Path]) -> Replay:
         for run_dir in run_dirs:
             try:
                 curves = read_run_dir(run_dir)
-                verdict = diagnose(curves).verdict
+                case = run_dir.relative_to(folder).parts[0] if run_dir != Path(folder) else run_dir.name
+                # a labelled corpus: the hand label decides what a false stop is, else the whole-run verdict
+                verdict = labels.get(case) or diagnose(curves).verdict
                 decision = first_stop(curves)
             except Exception as exc:  # a bad file is a figure, never the end of the benchmark
                 figures.unreadable.append(f"{run_dir}: {type(exc).__name__}: {exc}")
@@ -181,7 +195,8 @@ def format_savings(savings: list[Saving]) -> str:
 
 def format_replay(figures: Replay) -> str:
     lines = [
-        f"replay over every prefix of {figures.runs} runs ({figures.failed} failed by their final verdict) "
+        f"replay over every prefix of {figures.runs} runs ({figures.failed} failed: labelled so, or by their "
+        "final verdict where no label is) "
         f"in {', '.join(figures.folders)}"
     ]
     stopped_failed = [s for s in figures.stopped if s[0] not in {f[0] for f in figures.false_stops}]
@@ -192,9 +207,9 @@ def format_replay(figures: Replay) -> str:
         lines.append(
             f"  {name:<44} {cause:<8} at step {step} of the {last} logged ({1 - step / last:.0%} earlier)"
         )
-    lines.append(f"false stops (stopped, final verdict not failed): {len(figures.false_stops)}")
+    lines.append(f"false stops (stopped, not labelled or judged failed): {len(figures.false_stops)}")
     for name, verdict, cause, step in figures.false_stops:
-        lines.append(f"  {name}: {cause} at step {step}, final verdict {verdict}")
+        lines.append(f"  {name}: {cause} at step {step}, label or verdict {verdict}")
     lines.append(f"target: 0 false stops: {'met' if not figures.false_stops else 'MISSED'}")
     for problem in figures.unreadable:
         lines.append(f"unreadable: {problem}")
