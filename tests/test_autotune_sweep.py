@@ -141,13 +141,14 @@ def test_a_crashing_job_ends_the_path_with_the_reason(tmp_path, fake_swift, inpu
 
 
 def test_branching_runs_both_fitting_steps_side_by_side(tmp_path, fake_swift, inputs):
-    shapes = [[{"num_train_epochs": 1, "learning_rate": 0.001}, "still_falling"], [{}, "converged"]]
+    # still falling at a tiny lr: both more epochs and a 10x higher lr fit
+    shapes = [[{"num_train_epochs": 1, "learning_rate": 5e-5}, "still_falling"], [{}, "converged"]]
     done = run_autotune(
         tmp_path,
         fake_swift,
         inputs,
         shapes,
-        "lr=1e-3",
+        "lr=5e-5",
         "epochs=1",
         "autotune.branch=true",
         "hydra/launcher=joblib",
@@ -157,7 +158,7 @@ def test_branching_runs_both_fitting_steps_side_by_side(tmp_path, fake_swift, in
     path = decisions(tmp_path)
     assert path["rounds"] == [[0], [1, 2]]
     changes = sorted(r.lineage["change"] for r in records(tmp_path) if r.lineage)
-    assert changes == ["epochs=3", "lr=0.01"]
+    assert changes == ["epochs=3", "lr=5e-4"]
     assert path["stopped"].startswith("converged")
 
 
