@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import commands_with, start_interruptible
+from conftest import QUICKSTART_VERDICTS, commands_with, start_interruptible
 
 from swiftops.record import COMPLETED, INTERRUPTED, find_records, read_record
 from swiftops.resume import KEEP, RESUME, RUN
@@ -45,7 +45,7 @@ def test_two_real_swift_jobs_train_at_once(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     first, second = records(sweep_dir)
     assert [first.status, second.status] == [COMPLETED, COMPLETED]
-    assert [first.verdict, second.verdict] == ["failed", "underfit"]  # as one at a time (README)
+    assert [first.verdict, second.verdict] == QUICKSTART_VERDICTS[::2]  # as one at a time (README)
     (a0, a1), (b0, b1) = span(first), span(second)
     overlap = min(a1, b1) - max(a0, b0)
     assert overlap > 0.5 * min(a1 - a0, b1 - b0), (span(first), span(second))
