@@ -88,7 +88,8 @@ def test_quickstart_sweep_end_to_end(tmp_path):
         diagnosis = record.diagnosis
         evidence = diagnosis["evidence"]
         assert evidence["cause"] == "levelled_off" and abs(evidence["z"]) < 0.85 * 2.0, evidence  # noise_z
-        assert any("came back" in w and "overshoot" in w for w in diagnosis["warnings"]), diagnosis["warnings"]
+        warnings = diagnosis["warnings"]
+        assert any("came back" in w and "overshoot" in w for w in warnings), warnings
         assert "lr=0.01" in [a["override"] for a in diagnosis["alternatives"]]
         assert diagnosis["next"]["override"].startswith("stages=[infer,export]")
     # lr 5e-5: the eval loss falls over the end as fast as before it, many standard errors past the limit
