@@ -55,7 +55,11 @@ try:
     try:
         from swift import SftArguments, InferArguments, ExportArguments  # 4.x
     except Exception:
-        from swift.llm import SftArguments, InferArguments, ExportArguments  # 3.x
+        from swift.llm import InferArguments, ExportArguments  # 3.x
+        try:
+            from swift.llm import SftArguments
+        except ImportError:
+            from swift.llm import TrainArguments as SftArguments  # 3.12: sft's arguments have that name
     if out["version"] is None:
         import swift
         out["version"] = getattr(swift, "__version__", None)

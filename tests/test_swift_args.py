@@ -183,6 +183,37 @@ def test_a_failed_probe_is_not_cached_and_warned_about_once(cache, fake, caplog)
     assert len(warnings) == 1 and str(fake.swift) in warnings[0] and "not checked" in warnings[0]
 
 
+@pytest.mark.parametrize(
+    ("layout", "sft_class"),
+    [("4.x", "from swift import SftArguments"), ("3.12", "from swift.llm import TrainArguments")],
+)
+def test_the_probe_reads_the_flags_where_each_ms_swift_line_keeps_them(tmp_path, layout, sft_class):
+    """The probe program itself, run on a `swift` package of each layout: 4.x exports SftArguments at
+    the top, 3.12 has sft's arguments as swift.llm.TrainArguments."""
+    package = tmp_path / "site" / "swift"
+    (package / "llm").mkdir(parents=True)
+    classes = (
+        "import dataclasses\n"
+        "@dataclasses.dataclass\nclass {sft}:\n    learning_rate: float = 1e-4\n    lora_rank: int = 8\n"
+        "@dataclasses.dataclass\nclass InferArguments:\n    adapters: str = ''\n"
+        "@dataclasses.dataclass\nclass ExportArguments:\n    merge_lora: bool = False\n"
+    )
+    if layout == "4.x":
+        (package / "__init__.py").write_text("__version__ = '4.6.0'\n" + classes.format(sft="SftArguments"))
+        (package / "llm" / "__init__.py").write_text("")
+    else:
+        (package / "__init__.py").write_text("__version__ = '3.12.6'\n")
+        (package / "llm" / "__init__.py").write_text(classes.format(sft="TrainArguments"))
+    python = executable(
+        tmp_path / "bin" / "python3",
+        f"#!/bin/sh\nPYTHONPATH='{tmp_path / 'site'}' exec '{sys.executable}' \"$@\"\n",
+    )
+    answer = swift_args.run_probe(str(python))
+    assert answer.error is None, (sft_class, answer.error)
+    assert {"learning_rate", "lora_rank"} <= answer.names["sft"] and "adapters" in answer.names["infer"]
+    assert "merge_lora" in answer.names["export"]
+
+
 def test_metadata_version_reads_the_header_only(tmp_path):
     (tmp_path / "METADATA").write_text("Name: ms_swift\nVersion: 3.12.6\n\nVersion: 9 (in the description)\n")
     assert metadata_version(str(tmp_path)) == "3.12.6"
