@@ -132,7 +132,7 @@ def test_default_tiny_config_builds_exact_argv(composed):
         "--warmup_ratio",
         "0.05",
         "--lr_scheduler_type",
-        "cosine",
+        "constant_with_warmup",
         "--seed",
         "42",
         "--logging_nan_inf_filter",
