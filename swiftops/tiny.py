@@ -13,7 +13,9 @@ the build, which runs in a subprocess (`python -m swiftops.tiny build`).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -70,7 +72,7 @@ RECIPE = Recipe()
 class TinyAssets:
     """Where the built-in tiny model and data live (paths only; see ensure_tiny_assets)."""
 
-    root: Path  # <cache>/tiny-v<N>
+    root: Path  # <cache>/tiny-v<N>-tf<transformers major>
     model_dir: Path  # the pretrained tiny Qwen2 base: config.json, model.safetensors, tokenizer files
     demo_train: Path  # the default config's data: short arithmetic Q&A (messages format)
     demo_test: Path  # held-out demo questions for the infer stage
@@ -92,9 +94,23 @@ DATA_FILES = {
 }
 
 
+@functools.cache
+def transformers_major() -> str:
+    """The major version of the transformers that builds the model, from its metadata ('' when none
+    is installed). transformers 5 saves a tokenizer class 4.x can't load (TokenizersBackend), so two
+    environments sharing one cache (ms-swift 4 and 3.12, say) each get a model of their own."""
+    try:
+        return importlib.metadata.version("transformers").split(".")[0]
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def tiny_assets(cache: Path | None = None) -> TinyAssets:
-    """The asset paths under `cache` (default: swiftops.paths.cache_dir()). No I/O."""
-    root = Path(cache if cache is not None else cache_dir()) / f"tiny-v{VERSION}"
+    """The asset paths under `cache` (default: swiftops.paths.cache_dir()). No I/O but the
+    transformers version's metadata."""
+    major = transformers_major()
+    name = f"tiny-v{VERSION}" + (f"-tf{major}" if major else "")
+    root = Path(cache if cache is not None else cache_dir()) / name
     data = root / "data"
     return TinyAssets(root=root, model_dir=root / "model", **{k: data / v for k, v in DATA_FILES.items()})
 

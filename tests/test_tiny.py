@@ -26,7 +26,7 @@ from swiftops import tiny, tiny_data
 def test_paths_live_under_a_versioned_root_and_touch_nothing(tmp_path):
     cache = tmp_path / "nowhere"
     assets = tiny.tiny_assets(cache)
-    assert assets.root == cache / f"tiny-v{tiny.VERSION}"
+    assert assets.root == cache / f"tiny-v{tiny.VERSION}-tf{tiny.transformers_major()}"
     assert assets.model_dir == assets.root / "model"
     for name, path in vars(assets).items():
         assert path == assets.root or assets.root in path.parents, name
@@ -36,7 +36,16 @@ def test_paths_live_under_a_versioned_root_and_touch_nothing(tmp_path):
 
 def test_default_cache_follows_swiftops_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("SWIFTOPS_CACHE", str(tmp_path / "c"))
-    assert tiny.tiny_assets().root == tmp_path / "c" / f"tiny-v{tiny.VERSION}"
+    assert tiny.tiny_assets().root.parent == tmp_path / "c"
+
+
+def test_each_transformers_major_version_builds_its_own_model(monkeypatch, tmp_path):
+    """A model saved by transformers 5 does not load in 4.x: one cache, a folder for each."""
+    roots = set()
+    for major in ("4", "5", ""):
+        monkeypatch.setattr(tiny, "transformers_major", lambda major=major: major)
+        roots.add(tiny.tiny_assets(tmp_path).root.name)
+    assert roots == {f"tiny-v{tiny.VERSION}-tf4", f"tiny-v{tiny.VERSION}-tf5", f"tiny-v{tiny.VERSION}"}
 
 
 def test_importing_tiny_imports_no_torch():
