@@ -95,10 +95,10 @@ def test_tutorial_data_falls_back_to_the_built_in_math_set(monkeypatch, tmp_path
 # lr, rank, epochs, tutorial file, batch, accumulation, eval_steps
 TUTORIAL_TINY_TABLE = {
     1: ("0.1", "4", "1", "train_100", "8", "2", "1"),
-    2: ("0.001", "4", "1", "train_100", "4", "1", "2"),
-    3: ("0.001", "4", "50", "train_100", "4", "1", "44"),
-    4: ("0.001", "8", "1", "train_1k", "16", "1", "4"),
-    5: ("0.001", "8", "5", "train_1k", "16", "1", "12"),
+    2: ("0.003", "4", "1", "train_100", "4", "1", "2"),
+    3: ("0.003", "4", "50", "train_100", "4", "1", "44"),
+    4: ("0.003", "8", "1", "train_1k", "32", "1", "2"),
+    5: ("0.003", "8", "5", "train_1k", "32", "1", "6"),
 }
 
 
