@@ -172,7 +172,7 @@ def judgement(ended: RunRecord, cfg: Mapping[str, Any], outcome: Outcome) -> dic
     """The record fields the run's curves give: checkpoints, verdict, diagnosis. A run the
     watchdog stopped is judged by the watchdog's own diagnosis (the curves said why; the exit code
     of the stop says nothing). A defect in the diagnosis costs the job its verdict, not its record."""
-    from swiftops.diagnosis import ClassifySettings, diagnose_recorded
+    from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings, diagnose_recorded
 
     curves = read_run_curves(ended)
     fields: dict[str, Any] = {
@@ -187,12 +187,15 @@ def judgement(ended: RunRecord, cfg: Mapping[str, Any], outcome: Outcome) -> dic
     except Exception as exc:
         log.exception("could not diagnose %s", ended.run_dir)
         return {**fields, "diagnosis": {"error": f"{type(exc).__name__}: {exc}"}}
+    if diagnosis is None:
+        return {**fields, "verdict": None, "diagnosis": {"reasons": [NO_EVIDENCE]}}
     return {**fields, "verdict": diagnosis.verdict, "diagnosis": diagnosis.to_dict()}
 
 
 def watchdog_judgement(ended: RunRecord, diagnosis: Diagnosis, best: str | None) -> dict[str, Any]:
-    """A run the watchdog stopped: failed, with the stop's sentence first among the reasons and
-    in the error (the log tail ends in the stop's traceback)."""
+    """A run the watchdog stopped: failed, with the stop's sentence first among the reasons, in
+    the error and as its error line (the log tail ends in the KeyboardInterrupt of the stop, which
+    says nothing of why)."""
     from swiftops.watchdog import stop_sentence
 
     found = diagnosis.to_dict()
@@ -205,6 +208,7 @@ def watchdog_judgement(ended: RunRecord, diagnosis: Diagnosis, best: str | None)
         "verdict": found["verdict"],
         "diagnosis": found,
         "error": f"{first}\n{ended.error or ''}".rstrip(),
+        "error_line": first,
     }
 
 

@@ -29,6 +29,10 @@ def test_the_watchdog_stops_a_real_nan_run_early_and_leaves_no_swift_behind(tmp_
     assert re.match(r"stopped by the watchdog at step \d+ of 240: NaN/Inf in training loss", first), first
     assert record.diagnosis["next"]["override"] == "lr=10"
     assert commands_with(str(job / "output")) == []
+    # what the console says last is the stop's sentence, not swift's KeyboardInterrupt
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"swiftops: the run failed: {first}"), last
+    assert "KeyboardInterrupt" not in done.stdout
 
 
 def test_early_stop_ends_a_real_run_on_its_best_checkpoint(tmp_path):

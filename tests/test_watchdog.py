@@ -24,6 +24,7 @@ from swiftops.diagnosis import ClassifySettings, diagnose, watchdog_verdict
 from swiftops.job import JobContext, run_sft
 from swiftops.record import read_record
 from swiftops.runner import run_swift
+from swiftops.summary import why_line
 from swiftops.watchdog import Watchdog, first_stop
 
 NAN, INF = float("nan"), float("inf")
@@ -372,6 +373,8 @@ def test_the_job_stops_a_failed_run_early_and_records_why(composed, tmp_path, fa
     assert sft["max_steps"] == 60
     assert read_record(tmp_path / "job").stopped_by == "watchdog"
     assert record.error.startswith("stopped by the watchdog")
+    # the table's why and a single run's last line: the stop's sentence, not the KeyboardInterrupt
+    assert record.error_line == first and why_line(record) == first
     time.sleep(0.2)
     assert processes_under(tmp_path / "job") == []
 
