@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from swiftops.curves import Curves, read_run_dir
-from swiftops.diagnosis import ClassifySettings, diagnose_recorded
+from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings, diagnose_recorded
 from swiftops.record import RECORD_NAME, RunRecord, find_records, read_record
 from swiftops.runfolder import NoRunFound, find_run_dirs, natural_key
 
@@ -80,7 +80,11 @@ def classify_target(target: Target, settings: ClassifySettings) -> dict[str, Any
     diagnosis = diagnose_recorded(curves, record, settings, run_dir=target.run_dir)
     result = {"path": str(target.run_dir or target.job_dir)}
     result["job_dir"] = str(target.job_dir) if target.job_dir else None
-    result.update(diagnosis.to_dict())
+    if diagnosis is None:
+        nothing = {"text": "nothing to judge yet: resume or re-run it", "override": None}
+        result.update(verdict=None, confidence=None, reasons=[NO_EVIDENCE], figures={}, next=nothing)
+    else:
+        result.update(diagnosis.to_dict())
     return result
 
 
@@ -124,6 +128,10 @@ def _loss(x: Any) -> str:
     return f"{x:#.3g}".rstrip(".") if isinstance(x, (int, float)) else "-"
 
 
+def _confidence(x: float | None) -> str:
+    return f"{x:.2f}" if x is not None else "-"
+
+
 def format_table(results: list[dict[str, Any]], cwd: Path | None = None) -> str:
     """The terminal form: one row per run, then each run's reasons and next step."""
     cwd = cwd or Path.cwd()
@@ -144,8 +152,8 @@ def format_table(results: list[dict[str, Any]], cwd: Path | None = None) -> str:
         rows.append(
             (
                 _label(r["path"], cwd),
-                r["verdict"],
-                f"{r['confidence']:.2f}",
+                r["verdict"] or "-",
+                _confidence(r["confidence"]),
                 str(f["steps"]) if f.get("steps") is not None else "-",
                 train,
                 best,
@@ -164,7 +172,8 @@ def format_table(results: list[dict[str, Any]], cwd: Path | None = None) -> str:
     out = [line(header), line(tuple("-" * w for w in widths)), *(line(row) for row in rows)]
     for r in results:
         out.append("")
-        out.append(f"{_label(r['path'], cwd)}: {r['verdict']} (confidence {r['confidence']:.2f})")
+        judged = f"{r['verdict']} (confidence {r['confidence']:.2f})" if r["verdict"] else "no verdict"
+        out.append(f"{_label(r['path'], cwd)}: {judged}")
         out += [f"  - {reason}" for reason in r["reasons"]]
         nxt = r["next"]
         out.append(f"  next: {nxt['text']}" + (f"  [{nxt['override']}]" if nxt["override"] else ""))

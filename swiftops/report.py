@@ -135,8 +135,9 @@ def load_run(path: Path) -> RunView:
         from swiftops.diagnosis import diagnose_recorded
 
         try:
-            diagnosis = diagnose_recorded(curves, record).to_dict()
-            provisional = True
+            judged = diagnose_recorded(curves, record)
+            if judged is not None:
+                diagnosis, provisional = judged.to_dict(), True
         except Exception as exc:  # the report must come out whatever one run holds
             note = f"diagnosis failed: {type(exc).__name__}: {exc}"
     return RunView(record, curves, note, diagnosis, provisional)

@@ -162,3 +162,16 @@ def test_a_run_that_raises_costs_no_other_run_its_verdict(sweep, capsys, monkeyp
     assert verdicts == ["failed", "failed"]  # jobs 0 and 2
     assert "could not be classified: ZeroDivisionError: float division by zero" in captured.err
     assert str(sweep / "1") in captured.err
+
+
+def test_a_run_interrupted_before_logging_anything_has_no_verdict(tmp_path, capsys):
+    job_dir = tmp_path / "sweep" / "0"
+    (job_dir / "output").mkdir(parents=True)
+    record = RunRecord(
+        status="interrupted", job_dir=str(job_dir), argv=["swift", "sft"], output_dir=str(job_dir / "output")
+    )
+    write_record(record)
+    assert main([str(job_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "no verdict" in out and "interrupted before its first logged step" in out
+    assert "failed" not in out

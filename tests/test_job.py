@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from swiftops.job import process_fields
+from dataclasses import replace
+
+from swiftops.diagnosis import NO_EVIDENCE
+from swiftops.job import judgement, process_fields
 from swiftops.record import RunRecord
+from swiftops.summary import summary_rows
 from swiftops.runner import Outcome
 
 
@@ -44,3 +48,24 @@ def test_a_completed_run_has_no_error(tmp_path):
     (tmp_path / "swift.log").write_text("ValueError: a warning swift printed and survived\n")
     fields = process_fields(record, Outcome(0, False, "t", 2.0))
     assert fields["status"] == "completed" and fields["error"] is None and fields["error_line"] is None
+
+
+def ended(tmp_path, outcome: Outcome) -> RunRecord:
+    record = planned(tmp_path)
+    (tmp_path / "swift.log").write_text("loading the model\n")
+    return replace(record, **process_fields(record, outcome))
+
+
+def test_a_run_interrupted_before_its_first_logged_step_has_no_verdict(tmp_path):
+    outcome = Outcome(-2, True, "t", 2.0, stop_signal="SIGINT")
+    record = ended(tmp_path, outcome)
+    fields = judgement(record, {}, outcome)
+    assert fields["verdict"] is None and fields["diagnosis"]["reasons"] == [NO_EVIDENCE]
+    row = summary_rows([replace(record, **fields)])[0]
+    assert row["status"] == "interrupted" and row["verdict"] is None and row["confidence"] is None
+
+
+def test_a_run_that_ended_on_its_own_without_logging_a_step_failed(tmp_path):
+    outcome = Outcome(1, False, "t", 2.0)
+    fields = judgement(ended(tmp_path, outcome), {}, outcome)
+    assert fields["verdict"] == "failed" and fields["diagnosis"]["evidence"]["cause"] == "crashed"

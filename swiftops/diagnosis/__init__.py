@@ -23,6 +23,7 @@ from swiftops.diagnosis.rules import RULES, WATCHDOG_RULES, Finding
 from swiftops.diagnosis.settings import ClassifySettings
 from swiftops.diagnosis.verdict import (
     FIGURES,
+    NO_EVIDENCE,
     VERDICTS,
     Diagnosis,
     diagnose,
@@ -32,6 +33,7 @@ from swiftops.diagnosis.verdict import (
 
 __all__ = [
     "FIGURES",
+    "NO_EVIDENCE",
     "RULES",
     "VERDICTS",
     "WATCHDOG_RULES",

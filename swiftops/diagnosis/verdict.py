@@ -142,21 +142,35 @@ def diagnose(
     )
 
 
+# the reason a run stopped from outside before it logged anything has no verdict
+NO_EVIDENCE = "interrupted before its first logged step: no evidence, so no verdict"
+
+
+def no_evidence(curves: Curves, record: RunRecord | None) -> bool:
+    """A run interrupted (or still running) before it logged a loss: nothing says how it would have
+    gone. A run that ended on its own without logging anything did fail (rules.nothing_logged)."""
+    logged = any(s is not None and len(s) for s in (curves.train_loss, curves.eval_loss))
+    return record is not None and record.status in (INTERRUPTED, RUNNING) and not logged
+
+
 def diagnose_recorded(
     curves: Curves,
     record: RunRecord | None,
     settings: ClassifySettings | None = None,
     *,
     run_dir: Path | None = None,
-) -> Diagnosis:
+) -> Diagnosis | None:
     """diagnose() with what a job's run.json knows of the process: its exit code, whether it was
     interrupted, its params, and whether ms-swift's early stop ended it. The exit code belongs to
     the run the job launched (run_dir, when given, must be that one, not an older vN beside it); a
-    run the watchdog stopped exited from the stop, and its curves say why."""
+    run the watchdog stopped exited from the stop, and its curves say why. None for a run with no
+    evidence yet (no_evidence)."""
     from swiftops.command import early_stop_in
 
     if record is None:
         return diagnose(curves, settings)
+    if no_evidence(curves, record):
+        return None
     own_run = run_dir is None or record.run_dir in (None, str(run_dir))
     ended = own_run and not record.stopped_by and record.status != RUNNING
     interrupted = ended and record.status == INTERRUPTED
