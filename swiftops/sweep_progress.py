@@ -76,17 +76,40 @@ class JobView:
 
 
 def sweep_line(views: Sequence[JobView], expected: int | None = None) -> str:
-    """'sweep: 2 done, 1 running, 1 queued, 0 failed' (', 1 interrupted' when there are any).
+    """'sweep: 3 ended (2 completed, 1 crashed), 1 running, 0 queued; verdicts: 2 failed, 1 converged'."""
+    return "; ".join(sweep_parts(views, expected))
 
-    Failed jobs are not done. With expected (the number of jobs the sweep will run), jobs that have
-    no folder yet count as queued."""
+
+def sweep_parts(views: Sequence[JobView], expected: int | None = None) -> list[str]:
+    """The sweep line's two parts (the live display draws them as two lines, to fit a terminal): the
+    jobs' states, then the verdicts when there are any.
+
+    How a job's process ended and what its curves say are different counts: a run that trained to
+    its end can still be a failed run, and a crashed one is failed too. The endings are named only
+    when there are any: completed, crashed (swift exited with an error), stopped by the watchdog,
+    interrupted. With expected (the number of jobs the sweep will run), jobs that have no folder yet
+    count as queued."""
     counts = Counter(view.state for view in views)
     queued = counts[QUEUED] + (max(0, expected - len(views)) if expected is not None else 0)
-    line = (
-        f"sweep: {counts[COMPLETED]} done, {counts[RUNNING]} running, {queued} queued, "
-        f"{counts[FAILED]} failed"
-    )
-    return line + (f", {counts[INTERRUPTED]} interrupted" if counts[INTERRUPTED] else "")
+    ended = [view for view in views if view.finished]
+    endings = Counter(_ending(view) for view in ended)
+    how = ", ".join(f"{endings[name]} {name}" for name in ENDINGS if endings[name])
+    line = f"sweep: {len(ended)} ended" + (f" ({how})" if how else "")
+    parts = [line + f", {counts[RUNNING]} running, {queued} queued"]
+    verdicts = Counter(view.verdict for view in ended if view.verdict)
+    if verdicts:
+        parts.append("verdicts: " + ", ".join(f"{n} {verdict}" for verdict, n in verdicts.items()))
+    return parts
+
+
+# how a finished job's process ended, in the sweep line's order
+ENDINGS = ("completed", "crashed", "stopped by watchdog", "interrupted")
+
+
+def _ending(view: JobView) -> str:
+    if view.state == FAILED:
+        return f"stopped by {view.stopped_by}" if view.stopped_by else "crashed"
+    return view.state
 
 
 def job_line(view: JobView) -> str:
@@ -107,12 +130,12 @@ def job_line(view: JobView) -> str:
 
 def live_lines(views: Sequence[JobView], expected: int | None = None, max_running: int = 20) -> list[str]:
     """The live display's lines: one per running job (at most max_running lines, the last then
-    saying how many more run), then the sweep line."""
+    saying how many more run), then the sweep line's parts."""
     running = [job_line(view) for view in views if view.state == RUNNING]
     if len(running) > max(1, max_running):
         keep = max(1, max_running) - 1
         running = [*running[:keep], f"... and {len(running) - keep} more running"]
-    return [*running, sweep_line(views, expected)]
+    return [*running, *sweep_parts(views, expected)]
 
 
 def duration_text(seconds: float) -> str:

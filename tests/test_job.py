@@ -7,8 +7,8 @@ from dataclasses import replace
 from swiftops.diagnosis import NO_EVIDENCE
 from swiftops.job import judgement, process_fields
 from swiftops.record import RunRecord
-from swiftops.summary import summary_rows
 from swiftops.runner import Outcome
+from swiftops.summary import summary_rows
 
 
 def planned(tmp_path) -> RunRecord:

@@ -79,7 +79,7 @@ def test_the_quickstart_sweep_runs_as_one_slurm_array_with_the_real_swift(tmp_pa
     rows = list(csv.DictReader((tmp_path / "sweep" / "summary.csv").open()))
     assert [row["verdict"] for row in rows] == QUICKSTART_VERDICTS
     assert list((tmp_path / "reports").glob("*.html"))
-    assert "sweep: 4 done, 0 running, 0 queued, 0 failed" in done.stdout
+    assert "sweep: 4 ended (4 completed), 0 running, 0 queued" in done.stdout
 
 
 def wait_for_training(job_dir: Path, proc: subprocess.Popen, timeout: float = 180) -> None:

@@ -22,6 +22,7 @@ from swiftops.sweep_progress import (
     job_line,
     live_lines,
     sweep_line,
+    sweep_parts,
 )
 
 RUN = "v0-20260101-120000"  # swift's vN-timestamp run folder
@@ -87,20 +88,28 @@ def wait_for(condition, timeout: float = 5.0) -> None:
 # the pure core
 
 
-def test_sweep_line_counts_failed_apart_and_missing_folders_as_queued():
+def test_sweep_line_names_how_jobs_ended_apart_from_their_verdicts():
     views = [
         JobView("job 0", "completed", verdict="converged"),
-        JobView("job 1", "completed", verdict="underfit"),
+        JobView("job 1", "completed", verdict="failed"),
         JobView("job 2", "running", "step 3/40"),
         JobView("job 3", "queued"),
-        JobView("job 4", "failed"),
+        JobView("job 4", "failed", verdict="failed"),
     ]
-    assert sweep_line(views, None) == "sweep: 2 done, 1 running, 1 queued, 1 failed"
-    assert sweep_line(views, 8) == "sweep: 2 done, 1 running, 4 queued, 1 failed"
-    assert sweep_line(views, 3) == "sweep: 2 done, 1 running, 1 queued, 1 failed"  # autotune's extra jobs
-    assert sweep_line([], 4) == "sweep: 0 done, 0 running, 4 queued, 0 failed"
-    interrupted = [*views, JobView("job 5", "interrupted")]
-    assert sweep_line(interrupted, None).endswith("1 failed, 1 interrupted")
+    ends = "sweep: 3 ended (2 completed, 1 crashed)"
+    assert sweep_line(views, None) == f"{ends}, 1 running, 1 queued; verdicts: 1 converged, 2 failed"
+    assert sweep_line(views, 8).startswith(f"{ends}, 1 running, 4 queued;")
+    assert sweep_line(views, 3).startswith(f"{ends}, 1 running, 1 queued;")  # autotune's extra jobs
+    assert sweep_line([], 4) == "sweep: 0 ended, 0 running, 4 queued"
+    more = [
+        *views,
+        JobView("job 5", "interrupted"),
+        JobView("job 6", "failed", verdict="failed", stopped_by="watchdog"),
+    ]
+    assert sweep_line(more, None) == (
+        "sweep: 5 ended (2 completed, 1 crashed, 1 stopped by watchdog, 1 interrupted), 1 running, "
+        "1 queued; verdicts: 1 converged, 3 failed"
+    )
 
 
 def test_job_line_per_state():
@@ -122,11 +131,11 @@ def test_live_lines_one_per_running_job_then_the_sweep_line():
     views = [JobView(f"job {i}", "running", f"step {i}/40") for i in range(5)]
     views.append(JobView("job 5", "completed", verdict="converged"))
     lines = live_lines(views, 6)
-    assert lines == [*(f"job {i}  running  step {i}/40" for i in range(5)), sweep_line(views, 6)]
+    assert lines == [*(f"job {i}  running  step {i}/40" for i in range(5)), *sweep_parts(views, 6)]
     capped = live_lines(views, 6, max_running=3)
     assert capped[:2] == ["job 0  running  step 0/40", "job 1  running  step 1/40"]
     assert capped[2] == "... and 3 more running"
-    assert len(capped) == 4
+    assert len(capped) == 5  # 2 running, "... and 3 more", the states, the verdicts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,13 +164,16 @@ def test_states_from_folders(tmp_path):
     assert views[0].progress == ""  # finished before the watcher came: its log is not read
     assert views[1].stopped_by == "watchdog"
     assert views[2].progress == "step 3/40  loss 2.25  eval 2.1  eta 0:00:21"
-    assert sweep_line(views, 12) == "sweep: 1 done, 1 running, 8 queued, 1 failed, 1 interrupted"
+    assert sweep_line(views, 12) == (
+        "sweep: 3 ended (1 completed, 1 stopped by watchdog, 1 interrupted), 1 running, 8 queued; "
+        "verdicts: 1 converged, 1 failed"
+    )
 
 
 def test_a_sweep_folder_not_made_yet_is_all_queued(tmp_path):
     watcher = SweepWatcher(tmp_path / "not-yet", expected=3)
     assert watcher.views() == []
-    assert sweep_line(watcher.views(), 3) == "sweep: 0 done, 0 running, 3 queued, 0 failed"
+    assert sweep_line(watcher.views(), 3) == "sweep: 0 ended, 0 running, 3 queued"
 
 
 def test_appended_log_lines_are_read_incrementally(tmp_path):
@@ -275,7 +287,7 @@ def test_plain_lines_say_state_changes_at_once_and_do_not_flood(tmp_path):
     progress = SweepProgress(tmp_path, 3, stream=out, every_s=3600)
     assert not progress.tty
     progress.poll()
-    assert out.getvalue() == "sweep: 0 done, 0 running, 3 queued, 0 failed\n"
+    assert out.getvalue() == "sweep: 0 ended, 0 running, 3 queued\n"
 
     make_job(tmp_path, 0)  # a folder, no run.json: still queued, nothing to say
     progress.poll()
@@ -286,7 +298,7 @@ def test_plain_lines_say_state_changes_at_once_and_do_not_flood(tmp_path):
     progress.poll()
     assert out.getvalue().splitlines()[1:] == [
         "job 0  running  step 1/40  loss 2.3  eta 0:00:21",
-        "sweep: 0 done, 1 running, 2 queued, 0 failed",
+        "sweep: 0 ended, 1 running, 2 queued",
     ]
 
     for step in range(2, 30):  # progress every poll: at most one line per every_s
@@ -300,7 +312,7 @@ def test_plain_lines_say_state_changes_at_once_and_do_not_flood(tmp_path):
     assert out.getvalue().splitlines()[3:] == [
         "job 0  completed: converged  (12.0 s)",
         "job 1  failed  (1.0 s)",
-        "sweep: 1 done, 0 running, 1 queued, 1 failed",
+        "sweep: 2 ended (1 completed, 1 crashed), 0 running, 1 queued; verdicts: 1 converged",
     ]
     progress.poll()
     progress.stop()  # nothing changed since: nothing more to say
@@ -318,7 +330,7 @@ def test_plain_progress_lines_only_when_the_text_changed(tmp_path):
     progress.poll()
     assert out.getvalue().splitlines() == [
         "job 0  running  step 1/40  loss 2.3  eta 0:00:21",
-        "sweep: 0 done, 1 running, 0 queued, 0 failed",
+        "sweep: 0 ended, 1 running, 0 queued",
         "job 0  running  step 2/40  loss 2.3  eta 0:00:21",
     ]
 
@@ -391,15 +403,23 @@ def test_rich_live_draws_one_line_per_running_job(tmp_path):
     progress.start()
     wait_for(lambda: "job 3  running" in ANSI.sub("", out.getvalue()))
     running = [f"job {n}  running  step {n}/40  loss 2.3  eta 0:00:21" for n in (1, 2, 3)]
-    assert progress.drawn == [*running, "sweep: 1 done, 3 running, 2 queued, 0 failed"]
+    assert progress.drawn == [
+        *running,
+        "sweep: 1 ended (1 completed), 3 running, 2 queued",
+        "verdicts: 1 converged",
+    ]
 
     make_job(tmp_path, 2, "failed", verdict="failed", duration_s=4.0, stopped_by="watchdog")
-    wait_for(lambda: len(progress.drawn) == 3)
+    wait_for(lambda: len(progress.drawn) == 4)
     progress.stop()
-    assert progress.drawn == [running[0], running[2], "sweep: 1 done, 2 running, 2 queued, 1 failed"]
+    ended = [
+        "sweep: 2 ended (1 completed, 1 stopped by watchdog), 2 running, 2 queued",
+        "verdicts: 1 converged, 1 failed",
+    ]
+    assert progress.drawn == [running[0], running[2], *ended]
 
     text = ANSI.sub("", out.getvalue())
-    for line in (*running, "sweep: 1 done, 2 running, 2 queued, 1 failed"):
+    for line in (*running, *ended):
         assert line in text
     # each finished job is printed once, above the live lines
     # a job that had ended before the display started is counted, not printed (resume=true)
