@@ -15,6 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from swiftops.callbacks import remove_unused_folder
 from swiftops.configs import job_config, register
 from swiftops.leases import job_lease
 from swiftops.paths import conf_dir
@@ -73,7 +74,12 @@ def run_task(cfg: DictConfig) -> str:
         quiet_terminal()
     join_sweep_stops(ctx.sweep_dir)
     with stop_handling(worker):
-        record = run_checked(plain, ctx, bool(swift_bin))
+        try:
+            record = run_checked(plain, ctx, bool(swift_bin))
+        except SystemExit:  # refused: the folder Hydra made for the run holds nothing of it
+            if ctx.sweep_dir is None:
+                remove_unused_folder(ctx.job_dir)
+            raise
     if ctx.sweep_dir is None and record is not None:
         _single_status, _single_why = record.status, failure_sentence(record)
     return record.status if record is not None else "dry_run"

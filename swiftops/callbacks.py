@@ -67,10 +67,12 @@ class SweepSummary(Callback):
         if progress is not None:
             progress.stop()
         close_sweep(Path(config.hydra.sweep.dir), config)
+        remove_unused_folder(Path(config.hydra.sweep.dir))
         share_sweep_stops(None)  # the sweep is over: a later one in this process starts clean
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep(Path(config.hydra.runtime.output_dir), config)
+        remove_unused_folder(Path(config.hydra.runtime.output_dir))
 
 
 def start_sweep_progress(config: DictConfig, sweep_dir: Path) -> Any:
@@ -132,6 +134,40 @@ def check_output_dirs(config: DictConfig, dirs: list[tuple[str, Any]]) -> None:
             problems.append(f"{key} = {path}: {why}; choose another with {key}=PATH")
     if problems:
         refuse(ConfigError(problems))
+
+
+# what Hydra writes into every run, sweep and job folder, whatever the job does
+HYDRA_OWN_FILES = frozenset({".hydra", "__main__.log", "multirun.yaml"})
+
+
+def holds_only_hydra_files(folder: Path) -> bool:
+    """Whether folder holds nothing but Hydra's own files, in itself and in its job folders (0/, 1/)."""
+    for entry in folder.iterdir():
+        if entry.name in HYDRA_OWN_FILES:
+            continue
+        if entry.is_dir() and entry.name.isdigit() and holds_only_hydra_files(entry):
+            continue
+        return False
+    return True
+
+
+def remove_unused_folder(folder: Path) -> None:
+    """Remove the folder Hydra made for a run or sweep that left nothing of its own in it (a dry run,
+    a refused run): otherwise every such try leaves an empty outputs/<date>/<time>/. Its parents go
+    too while they are empty and inside the working folder (outputs/<date>/, outputs/)."""
+    import shutil
+
+    folder = folder.resolve()
+    try:
+        if not folder.is_dir() or not holds_only_hydra_files(folder):
+            return
+        shutil.rmtree(folder)
+        parent, cwd = folder.parent, Path.cwd().resolve()
+        while parent != cwd and parent.is_relative_to(cwd) and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    except OSError as exc:  # only tidying: a folder that can't go stays
+        log.debug("could not remove %s: %s", folder, exc)
 
 
 def record_raised_job(job_dir: Path, config: DictConfig, error: BaseException) -> None:

@@ -111,3 +111,26 @@ def test_a_single_run_that_failed_ends_with_swift_s_own_error_and_its_log(
     assert (
         "| why" in done.stdout and "RuntimeError: fake swift sft failed" in done.stdout
     )  # the table says it too
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("dry_run=true",), ("lr=fast",), ("-m", "dry_run=true", "lr=1e-4,1e-3"), ("-m", "lr=fast,1e-3")],
+    ids=["dry run", "refused run", "dry sweep", "refused sweep"],
+)
+def test_dry_and_refused_runs_leave_no_empty_output_folder(tmp_path, args):
+    (tmp_path / "outputs" / "mine").mkdir(parents=True)  # a folder of the user's own stays
+    done = swiftops(*args, cwd=tmp_path)
+    assert done.returncode in (0, 2), done.stdout + done.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "outputs",
+        "outputs/mine",
+    ]
+
+
+def test_a_given_run_folder_that_held_files_before_is_kept(tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "notes.txt").write_text("mine\n")
+    assert swiftops("dry_run=true", f"hydra.run.dir={job}", cwd=tmp_path).returncode == 0
+    assert (job / "notes.txt").is_file() and (job / ".hydra").is_dir()
