@@ -334,6 +334,43 @@ def fmt_value(x: Any) -> str:
     return str(x)
 
 
+def param_texts(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, str]]:
+    """Each param cell's text: the value as fmt_value writes it, with the folder that every absolute
+    path of its column shares cut off. A dataset column then reads `tutorial_zh_100_train.jsonl`,
+    not `/root/.cache/swiftops/tiny-v1-tf5/d...`: the part that tells runs apart, in a table that has
+    to fit a screen. The cell's title keeps the whole value."""
+    texts = [{col: fmt_value(row.get(col)) for col in columns} for row in rows]
+    for col in columns:
+        values = [row.get(col) for row in rows]
+        paths = [p for value in values for p in _items(value) if isinstance(p, str) and os.path.isabs(p)]
+        if not paths:
+            continue
+        shared = os.path.commonpath(paths)
+        if shared in paths:  # one file, or a file and its own folder: keep the file's name
+            shared = os.path.dirname(shared)
+        if shared in ("", "/"):
+            continue
+        for text, value in zip(texts, values, strict=True):
+            cut = [os.path.relpath(p, shared) if p in paths else p for p in _items(value)]
+            text[col] = fmt_value(cut if isinstance(value, list | tuple) else cut[0])
+    return texts
+
+
+def breakable(text: str) -> Any:
+    """text as markup that may wrap after `/`, `_` and `.` (file names, dotted keys) but nowhere
+    else: a long cell wraps at a readable place, and short text (a number: 5e-05) never breaks."""
+    from markupsafe import Markup, escape
+
+    escaped = str(escape(text))
+    if len(text) <= 12:
+        return Markup(f'<span class="nobreak">{escaped}</span>')
+    return Markup(re.sub(r"([/_.])", r"\1<wbr>", escaped))
+
+
+def _items(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
 def sort_key(x: Any) -> str:
     """data-sort for a table cell: numbers as numbers, the rest as text, nothing as ''."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -641,6 +678,7 @@ def render_report(
 
     ident = sweep_id(sweep_dir)
     params, rows = comparison_rows(runs)
+    columns = [param_column(p) for p in params]
     best = choose_best(runs)
     verdicts = Counter(r.verdict or NO_VERDICT for r in runs)
     statuses = Counter(r.record.status for r in runs)
@@ -656,10 +694,14 @@ def render_report(
         "generated": stamp,
         "when": when([r.record for r in runs]),
         "runs": runs,
-        "rows": list(zip(runs, rows, images, strict=True)),
+        "rows": list(zip(runs, rows, images, param_texts(rows, columns), strict=True)),
         "params": params,
-        "param_columns": [param_column(p) for p in params],
+        "param_columns": columns,
         "resumed": any(row.get("resume") for row in rows),
+        # columns that would say the same for every run are left out (summary.csv keeps them)
+        "exit_column": any(row.get("exit_code") not in (0, None) for row in rows),
+        "curves_column": len({r.curves.source if r.curves is not None else None for r in runs}) > 1
+        or any(r.curves is None for r in runs),
         "verdict_counts": [(v, verdicts[v]) for v in (*VERDICT_ORDER, NO_VERDICT) if verdicts[v]]
         + [(v, n) for v, n in verdicts.items() if v not in (*VERDICT_ORDER, NO_VERDICT)],
         "status_counts": [(s, n) for s, n in statuses.items() if s != COMPLETED],
@@ -718,6 +760,7 @@ def _environment():
         sortkey=sort_key,
         time=fmt_time,
         basename=lambda p: Path(p).name if p else "",
+        breakable=breakable,
         sha256=_sha256,
     )
     env.globals.update(short_path=short_path, colors=_badge_colors(), plot_colors=_plot_colors())

@@ -29,6 +29,7 @@ from swiftops.report import (
     choose_best,
     load_runs,
     main,
+    param_texts,
     summary_paths,
     sweep_command,
     sweep_id,
@@ -539,3 +540,30 @@ def test_the_path_counts_a_finishing_jobs_stages_not_the_training_it_carries(tmp
     path = tuning_path([RunView(trained, diagnosis={"figures": {"steps": 36}}), RunView(finish)], None)
     assert [row["swift_seconds"] for row in path.rows] == [20.0, 13.0]
     assert path.swift_seconds == 33.0 and path.steps == 36
+
+
+def test_a_path_column_shows_what_tells_its_runs_apart():
+    data = "/root/.cache/swiftops/tiny-v1-tf5/data"
+    rows = [
+        {"dataset": [f"{data}/zh_100.jsonl"], "lr": 5e-05, "model": "/models/qwen"},
+        {
+            "dataset": [f"{data}/zh_1000.jsonl", "AI-ModelScope/alpaca#500"],
+            "lr": 0.1,
+            "model": "/models/qwen",
+        },
+    ]
+    texts = param_texts(rows, ["dataset", "lr", "model"])
+    assert [t["dataset"] for t in texts] == ["zh_100.jsonl", "zh_1000.jsonl, AI-ModelScope/alpaca#500"]
+    assert [t["lr"] for t in texts] == ["5e-05", "0.1"]
+    assert [t["model"] for t in texts] == ["qwen", "qwen"]  # one path in every row: its name
+
+
+def test_exit_and_curves_columns_only_when_they_tell_runs_apart(tmp_path):
+    same = make_sweep(
+        tmp_path / "a", [FakeRun("converged", seed=1), FakeRun("overfit", {"lr": 1e-3}, seed=2)]
+    )
+    assert not {"exit", "curves"} & set(header_names(parse(build_report(same).html)))
+    mixed = make_sweep(
+        tmp_path / "b", [FakeRun("converged", seed=1), FakeRun("no_run", {"lr": 1e-3}, seed=2)]
+    )
+    assert {"exit", "curves"} <= set(header_names(parse(build_report(mixed).html)))

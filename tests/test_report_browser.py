@@ -153,3 +153,45 @@ def screenshot(browser, path: Path) -> Path:
     assert browser.save_screenshot(str(path))
     assert path.stat().st_size > 10_000
     return path
+
+
+def test_the_tutorial_replica_s_table_fits_1400_px(browser, tmp_path):
+    """Five runs that differ in lr, epochs, eval_steps and two long dataset paths (the replica's
+    shape): every column, `next` included, is on screen without scrolling the table."""
+    from selenium.webdriver.common.by import By
+
+    data = "/root/.cache/swiftops/tiny-v1-tf5/data/tutorial_zh_{}_{}.jsonl"
+    specs = [("diverged", 0.1, 3, 100), ("underfit", 5e-5, 3, 100), ("overfit", 5e-5, 50, 100)]
+    specs += [("underfit", 5e-5, 5, 1000), ("converged", 5e-5, 10, 1000)]
+    runs = [
+        FakeRun(
+            shape,
+            {
+                "lr": lr,
+                "epochs": epochs,
+                "eval_steps": 20 if n == 100 else 50,
+                "dataset": [data.format(n, "train")],
+                "args.val_dataset": [data.format(n, "val")],
+            },
+            steps=300,
+            eval_every=15,
+            seed=i,
+        )
+        for i, (shape, lr, epochs, n) in enumerate(specs)
+    ]
+    sweep = make_sweep(
+        tmp_path / "multirun" / "2026-12-07" / "10-00-00", runs, overrides=["+sweep=tutorial_tiny"]
+    )
+    browser.get(write_report(sweep, report_dir=tmp_path / "reports").as_uri())
+    fit = browser.execute_script(
+        "const table = document.querySelector('#comparison-table'), wrap = table.closest('.table-wrap');"
+        "const next = table.querySelector(\"th[data-col='next_override']\");"
+        "return [wrap.scrollWidth, wrap.clientWidth, next.getBoundingClientRect().right, window.innerWidth];"
+    )
+    scroll_width, client_width, next_right, window_width = fit
+    assert scroll_width <= client_width and next_right <= window_width, fit
+    # the part of a path that tells the runs apart is what the cell shows
+    cell = browser.find_element(
+        By.CSS_SELECTOR, "#comparison-table td.param[title*='tutorial_zh_1000_train']"
+    )
+    assert cell.text.replace("\n", "") == "tutorial_zh_1000_train.jsonl"
