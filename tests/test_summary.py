@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from swiftops.swift_log import swift_error_line
 from swiftops.record import RunRecord
 from swiftops.summary import COLUMNS, markdown_table, summary_csv, summary_rows
+from swiftops.swift_log import swift_error_line
 
 
 def record(num: int, lr: float, **fields) -> RunRecord:
