@@ -114,13 +114,17 @@ def jsonl_problems(text: str, columns_mapped: bool) -> list[FileProblem]:
 
 
 def json_problems(text: str, columns_mapped: bool) -> list[FileProblem]:
-    """A .json file: a list of row objects (swift's reader also takes JSON lines in a .json file)."""
+    """A .json file as the datasets library reads it: a list of row objects, a list of strings (rows
+    of `text`), or JSON lines. An object of columns ({"query": [...], ...}) is not rows: swift 4.6
+    read one as one row and failed (AssertionError: train_sample > 0)."""
     try:
         value = json.loads(text)
     except ValueError:
         return jsonl_problems(text, columns_mapped)
     if isinstance(value, dict) and len(text.strip().splitlines()) == 1:
         return jsonl_problems(text, columns_mapped)  # one row on one line
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return []  # read as rows of `text`
     if not isinstance(value, list):
         return [FileProblem(0, f"holds {_kind(value)}, not a list of rows", ROW_OBJECT)]
     if not value:

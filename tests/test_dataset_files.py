@@ -45,7 +45,7 @@ def test_a_good_file_and_a_hub_id_pass(tmp_path):
             '{"prompt_text": "hi", "reply": "hello"}\n',
             ["line 1 has no column swift knows", "['prompt_text', 'reply']", "messages", "query/response"],
         ),
-        ("dict.json", '{\n  "rows": [1, 2]\n}\n', ["holds a JSON object, not a list of rows"]),
+        ("dict.json", '{\n  "rows": 2\n}\n', ["holds a JSON object, not a list of rows"]),
         ("list.json", "[1, 2]", ["row 1 of its list is a JSON number"]),
         ("empty.json", "[]", ["an empty list"]),
         ("header.csv", "prompt_text,reply\nhi,hello\n", ["line 1 (the header) names no column swift knows"]),
@@ -107,9 +107,16 @@ def test_columns_mapped_by_args_columns_are_not_checked(tmp_path):
     assert problems(write(tmp_path, "list.jsonl", "[1]\n"), columns={"a": "query"})  # still not a row
 
 
-def test_json_lines_in_a_json_file_and_a_good_json_list_pass(tmp_path):
+def test_what_the_datasets_library_reads_from_a_json_file_passes(tmp_path):
     assert problems(write(tmp_path, "lines.json", f"{GOOD_LINE}\n{GOOD_LINE}\n")) == []
     assert problems(write(tmp_path, "list.json", json.dumps([MESSAGES, MESSAGES]))) == []
+    assert problems(write(tmp_path, "strings.json", json.dumps(["a text", "another"]))) == []  # `text` rows
+    columns = {
+        "query": ["hi", "1+1?"],
+        "response": ["hello", "2"],
+    }  # swift 4.6 read it as one row, then failed
+    (problem,) = problems(write(tmp_path, "columns.json", json.dumps(columns, indent=2)))
+    assert "holds a JSON object, not a list of rows" in problem
 
 
 def test_a_file_is_read_once_until_it_changes(tmp_path):
