@@ -76,4 +76,21 @@ def job_config(cfg: DictConfig) -> dict[str, Any]:
     """A composed config as a plain dict with interpolations resolved, without the hydra node."""
     copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     copy.pop("hydra", None)  # its ${now:} and ${hydra:} need Hydra's runtime; jobs don't read it
-    return OmegaConf.to_container(copy, resolve=True)  # type: ignore[return-value]
+    plain: dict[str, Any] = OmegaConf.to_container(copy, resolve=True)  # type: ignore[assignment]
+    return with_dataset_lists(plain)
+
+
+# the data keys that hold a list of datasets (swift's --dataset a b, --val_dataset c)
+DATASET_LIST_KEYS = ("dataset", "val_dataset")
+
+
+def with_dataset_lists(plain: dict[str, Any]) -> dict[str, Any]:
+    """`data.dataset=/data/mine.jsonl` without brackets is a string: as a one-item list, so the path
+    check, the command and everything after see the list they would with brackets (a string would
+    be read one character at a time). An empty string is no dataset."""
+    data = plain.get("data")
+    if isinstance(data, dict):
+        for key in DATASET_LIST_KEYS:
+            if isinstance(data.get(key), str):
+                data[key] = [data[key]] if data[key].strip() else []
+    return plain

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from swiftops.runner import (
     status_of,
     write_command_script,
 )
+from swiftops.swift_log import swift_error_line
 
 if TYPE_CHECKING:
     from swiftops.curves import Curves
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from swiftops.watchdog import Watchdog
 
 log = logging.getLogger("swiftops")
+# how much of swift.log's end is searched for the traceback of swift's error (the record keeps less)
+ERROR_SEARCH_LINES = 400
 
 
 @dataclass
@@ -154,20 +156,6 @@ def job_watchdog(cfg: Mapping[str, Any], record: RunRecord) -> Watchdog | None:
         return None
 
 
-# the line of a Python traceback that names the exception: "ValueError: remaining_argv: [...]"
-_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
-
-
-def swift_error_line(log_text: str) -> str | None:
-    """swift's own error from the end of its log: the last line naming an exception (a traceback's
-    last line), else None (a run killed without one)."""
-    for line in reversed(log_text.splitlines()):
-        line = line.strip()
-        if _EXCEPTION_LINE.match(line):
-            return line if len(line) <= 300 else line[:297] + "..."
-    return None
-
-
 def judgement(ended: RunRecord, cfg: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
     """The record fields the run's curves give: checkpoints, verdict, diagnosis. A run the
     watchdog stopped is judged by the watchdog's own diagnosis (the curves said why; the exit code
@@ -217,6 +205,12 @@ def process_fields(record: RunRecord, outcome: Outcome) -> dict[str, Any]:
     run_dir = newest_run_dir(Path(record.output_dir)) if record.output_dir else None
     status = status_of(outcome)
     error = log_tail(Path(record.log_path)) if status != COMPLETED and record.log_path else None
+    # the error line from more of the log than the tail: a traceback runs to 40-60 lines
+    error_line = None
+    if error and not outcome.stop_signal:
+        error_line = (
+            swift_error_line(log_tail(Path(record.log_path), ERROR_SEARCH_LINES)) if record.log_path else None
+        )
     if outcome.stop_signal:  # first: the table and the report show the error's first line
         error = f"{interruption_sentence(outcome.stop_signal)}\n{error or ''}".rstrip()
     return {
@@ -227,7 +221,7 @@ def process_fields(record: RunRecord, outcome: Outcome) -> dict[str, Any]:
         "duration_s": outcome.duration_s,
         "run_dir": str(run_dir) if run_dir else None,
         "error": error,
-        "error_line": swift_error_line(error) if error and not outcome.stop_signal else None,
+        "error_line": error_line,
     }
 
 

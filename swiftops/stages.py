@@ -266,14 +266,22 @@ def skip_reason(record: RunRecord, ckpt: str) -> str | None:
     return f"the training run is {record.status}, so it has no checkpoint to trust (give ckpt=PATH to force)"
 
 
+def stage_error_line(entry: Mapping[str, Any]) -> str | None:
+    """A failed stage's error as one line: swift's exception and where (swiftops.swift_log), else the
+    error's last line (a reason of ours: no result lines, no model written)."""
+    from swiftops.swift_log import swift_error_line
+
+    error = str(entry.get("error") or "").strip()
+    return (swift_error_line(error) or error.splitlines()[-1]) if error else None
+
+
 def stage_line(entry: Mapping[str, Any]) -> str:
     """'completed: score 45.0 (exam, 10 rows), checkpoint-20' for the console."""
     status = entry.get("status")
     if status == SKIPPED:
         return f"skipped: {entry.get('reason')}"
     if status != COMPLETED:
-        lines = str(entry.get("error") or "").strip().splitlines()
-        return f"{status}: {lines[-1] if lines else 'see the stage log'}"
+        return f"{status}: {stage_error_line(entry) or 'see the stage log'}"
     parts = [str(status)]
     if "score" in entry:
         score = entry.get("score")
@@ -556,8 +564,7 @@ def stage_failures(record: RunRecord) -> list[str]:
     problems = []
     for name, entry in record.stages.items():
         if name in AFTER_TRAINING and entry.get("status") == FAILED:
-            error = str(entry.get("error") or "").strip()
-            problems.append(f"{name} failed: {error.splitlines()[-1] if error else 'see ' + name + '.log'}")
+            problems.append(f"{name} failed: {stage_error_line(entry) or 'see ' + name + '.log'}")
     return problems
 
 

@@ -84,6 +84,20 @@ def param_value(value: Any) -> Any:
     return value
 
 
+def console_why(why: str, limit: int = CONSOLE_ERROR_CHARS) -> str:
+    """A why cut to fit the console's table; swift's frame at the end, "(in swift/x.py: f)", is
+    kept whole and the exception's message shortened instead (its type always stays)."""
+    if len(why) <= limit:
+        return why
+    head, sep, frame = why.rpartition(" (in swift/")
+    if not sep or not frame.endswith(")"):
+        return why[: limit - 3] + "..."
+    frame = sep + frame
+    kind = head.split(":", 1)[0]
+    room = max(limit - len(frame), len(kind) + 3)
+    return (head if len(head) <= room else head[: room - 3] + "...") + frame
+
+
 def why_line(record: RunRecord) -> str | None:
     """One line saying why a run did not complete: swift's own error (the exception), else the
     first line of the record's error (a signal, a watchdog stop, a config error)."""
@@ -163,8 +177,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
             value = row.get(column)
             if column == "status" and row.get("stopped_by"):
                 value = f"{value} ({row['stopped_by']})"
-            if column == "error" and value and len(value) > CONSOLE_ERROR_CHARS:
-                value = value[: CONSOLE_ERROR_CHARS - 3] + "..."
+            if column == "error" and value:
+                value = console_why(value)
             cells[header] = value
         shown.append({k: ("" if v is None else v) for k, v in cells.items()})
     return tabulate(shown, headers="keys", tablefmt="pipe", floatfmt=".4g")

@@ -164,6 +164,38 @@ def strip_sampling(entry: str) -> str:
     return re.sub(r"#\d+$", "", str(entry))
 
 
+def dataset_entries(data: Mapping[str, Any], key: str) -> list[Any]:
+    """data.dataset or data.val_dataset as a list (a bare string is one entry; swiftops.configs
+    already makes it a list, this keeps a hand-made config from being read one character at a time)."""
+    value = data.get(key)
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return list(value or [])
+
+
+def dataset_problems(
+    cfg: Mapping[str, Any], path_exists: Callable[[str], bool] = os.path.exists
+) -> list[str]:
+    """The local files of data.dataset and data.val_dataset (hub ids are swift's to fetch): each
+    must exist, and what it holds must be rows swift can read (swiftops.dataset_files). A file
+    path_exists counts as present but that is not there yet (the tiny assets, built on first use)
+    is not read. `+args.columns` maps other column names, so then the columns are not checked."""
+    from swiftops.dataset_files import file_problem
+
+    columns_mapped = bool((cfg.get("args") or {}).get("columns"))
+    problems = []
+    for key in ("dataset", "val_dataset"):
+        for entry in dataset_entries(cfg.get("data") or {}, key):
+            if not looks_like_local_path(entry):
+                continue
+            local = os.path.expanduser(strip_sampling(entry))
+            if not path_exists(local):
+                problems.append(f"data.{key}: {entry!r} does not exist; give an existing file or a hub id")
+            elif problem := file_problem(local, columns_mapped):
+                problems.append(f"data.{key}: {entry!r} {problem}")
+    return problems
+
+
 def validate_config(
     cfg: Mapping[str, Any],
     path_exists: Callable[[str], bool] = os.path.exists,
@@ -191,16 +223,13 @@ def validate_config(
             checked.add(f"train.{SHORT_KEYS[short]}")
 
     data = cfg["data"]
-    datasets = list(data.get("dataset") or [])
+    datasets = dataset_entries(data, "dataset")
     if not datasets:
         problems.append("data.dataset is empty; give at least one local .jsonl file or hub id")
     ratio = data.get("split_dataset_ratio")
     if ratio is not None and (_number(ratio) is None or not 0 <= float(ratio) < 1):
         problems.append(f"data.split_dataset_ratio = {ratio!r}; use a share in [0, 1), e.g. 0.1")
-    for key in ("dataset", "val_dataset"):
-        for entry in data.get(key) or []:
-            if looks_like_local_path(entry) and not path_exists(os.path.expanduser(strip_sampling(entry))):
-                problems.append(f"data.{key}: {entry!r} does not exist; give an existing file or a hub id")
+    problems.extend(dataset_problems(cfg, path_exists))
 
     model_id = str(cfg["model"].get("id"))
     if model_id.startswith(("/", "./", "../", "~")) and not path_exists(os.path.expanduser(model_id)):

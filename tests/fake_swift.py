@@ -32,6 +32,8 @@ FAKE_SWIFT_FAULTS scripts a fault of `sft`, matched as FAKE_SWIFT_SHAPES is ([[{
   non_utf8          invalid UTF-8 bytes in the console output (swift.log) and in logging.jsonl
   corrupt_events    the event file overwritten with garbage bytes in its middle, after training
   truncated_events  the event file cut off in the middle of a record, after training
+  stop_iteration    before any run folder, the traceback ms-swift 4.6 prints for a dataset its reader
+                    finds no rows in (StopIteration, under swift/dataset/loader.py), and exit 1
 """
 
 from __future__ import annotations
@@ -52,7 +54,24 @@ FAULTS = (
     "non_utf8",
     "corrupt_events",
     "truncated_events",
+    "stop_iteration",
 )
+
+# ms-swift 4.6's traceback for an empty dataset file, its frames abridged (site-packages as here)
+_SITE = "/venv/lib/python3.11/site-packages"
+STOP_ITERATION_TRACEBACK = f"""Traceback (most recent call last):
+  File "{_SITE}/swift/cli/sft.py", line 20, in <module>
+    sft_main()
+  File "{_SITE}/swift/pipelines/base.py", line 52, in main
+    result = self.run()
+             ^^^^^^^^^^
+  File "{_SITE}/swift/dataset/loader.py", line 59, in _load_dataset_path
+    dataset = hf_load_dataset(file_type, data_files=dataset_path, **kwargs)
+              ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "{_SITE}/datasets/packaged_modules/json/json.py", line 91, in _split_generators
+    pa_table = next(iter(self._generate_tables(**splits[0].gen_kwargs, allow_full_read=False)))[1]
+               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+StopIteration"""
 
 
 def flag(argv: list[str], name: str, default: str | None = None) -> str | None:
@@ -79,6 +98,9 @@ def sft(argv: list[str]) -> int:
         raise SystemExit(f"fake swift: unknown fault {fault!r}")
     if fault == "crash_at_start":
         return crash("ImportError: fake swift could not import its pipelines")
+    if fault == "stop_iteration":
+        print(STOP_ITERATION_TRACEBACK, flush=True)
+        return 1
     run_dir = output_dir / f"v0-{time.strftime('%Y%m%d-%H%M%S')}"
     (run_dir / "runs").mkdir(parents=True, exist_ok=True)
     print(f"[INFO:swift] output_dir: {run_dir}", flush=True)

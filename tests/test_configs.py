@@ -156,3 +156,13 @@ def test_tiny_tutorial_runs_build_their_flags_on_the_tiny_model(run, source, mon
     assert flags["logging_steps"] == ["1"]  # every step: run 1 has only 5-6 of them
     # the CPU runtime
     assert flags["fp16"] == ["false"] and flags["check_model"] == ["false"]
+
+
+@pytest.mark.parametrize("key", ["dataset", "val_dataset"])
+def test_a_dataset_path_without_brackets_is_a_list_of_one(key):
+    """As Hydra composes `data.dataset=/data/mine.jsonl`: a string, which the job config makes a
+    one-item list, so the command gets one --dataset value (not one per character)."""
+    plain = job_config(compose_config([f"data.{key}=/data/mine.jsonl"]))
+    assert plain["data"][key] == ["/data/mine.jsonl"]
+    flags = argv_to_flags(build_sft_argv(plain, "out"))
+    assert flags[key] == ["/data/mine.jsonl"]

@@ -113,6 +113,16 @@ def _crash_mid_run(r, job):
     assert len((_run_dir(r) / "logging.jsonl").read_text().splitlines()) == 2
 
 
+def _stop_iteration(r, job):
+    """swift's error line is the exception and swift's innermost frame, in the record and the table's
+    why: never the source line above it (`result = self.run()`), as it read before."""
+    assert r.status == "failed" and r.exit_code == 1 and r.run_dir is None
+    assert r.error_line == "StopIteration (in swift/dataset/loader.py: _load_dataset_path)", r.error_line
+    assert "result = self.run()" in r.error  # the tail keeps the whole traceback
+    (row,) = [row for row in table(job.parent) if row["job"] == "1"]
+    assert row["error"] == r.error_line
+
+
 def _killed(r, job):
     assert r.status == "failed" and r.exit_code != 0 and r.verdict == "failed", r
     assert len((_run_dir(r) / "logging.jsonl").read_text().splitlines()) == 3  # then no summary line
@@ -155,6 +165,7 @@ def _truncated_events(r, job):
 FAULTS = {
     "crash_at_start": Fault("crash_at_start", None, _crash_at_start),
     "crash_mid_run": Fault(None, "crash", _crash_mid_run),
+    "stop_iteration_traceback": Fault("stop_iteration", None, _stop_iteration),
     "kill_9_of_swift": Fault("killed", None, _killed),
     "garbage_lines": Fault("garbage_lines", None, _garbage_lines),
     "nan_infinity_lines": Fault("nan_inf", None, _nan_inf),
@@ -474,3 +485,79 @@ def test_unwritable_names_the_folder_that_stops_it(tmp_path):
     (tmp_path / "file").write_text("")
     assert unwritable(tmp_path / "a" / "b") is None  # made as needed
     assert unwritable(tmp_path / "file" / "job") == f"{tmp_path / 'file'} is not a folder"
+
+
+# ---------------------------------------------------------------------------------------------
+# dataset files swift can't read: refused before any job, not 12-16 s into swift
+
+GOOD_ROW = '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}'
+BAD_DATASETS = {  # name -> (file text, what the refusal says)
+    "empty_file": ("", "is empty (0 bytes)"),
+    "not_json": ("hello\n", "line 1 is not JSON"),
+    "a_line_that_is_a_list": (f'{GOOD_ROW}\n["hi", "hello"]\n', "line 2 is a JSON list"),
+    "no_known_columns": ('{"prompt_text": "hi", "reply": "hello"}\n', "line 1 has no column swift knows"),
+    "line_57_alone_bad": (
+        "\n".join([GOOD_ROW] * 56 + ["{oops"] + [GOOD_ROW] * 43) + "\n",
+        "line 57 is not JSON",
+    ),
+}
+
+
+def run_app(tmp_path, inputs, *overrides: str, swept: bool = False) -> subprocess.CompletedProcess:
+    calls = tmp_path / "calls.txt"
+    out = ["hydra.sweep.dir" if swept else "hydra.run.dir", tmp_path / "out"]
+    keys = {o.split("=", 1)[0] for o in overrides}
+    inputs = [o for o in inputs if o.split("=", 1)[0] not in keys]
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swiftops",
+            *(["-m"] if swept else []),
+            *inputs,
+            *overrides,
+            f"{out[0]}={out[1]}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, FAKE_SWIFT_CALLS=str(calls)),
+    )
+
+
+@pytest.mark.parametrize("name", list(BAD_DATASETS))
+@pytest.mark.parametrize("swept", [False, True], ids=["single", "sweep"])
+def test_a_dataset_swift_cant_read_is_refused_before_any_job(name, swept, tmp_path, inputs):
+    text, said = BAD_DATASETS[name]
+    bad = tmp_path / f"{name}.jsonl"
+    bad.write_text(text, encoding="utf-8")
+    good = next(o for o in inputs if o.startswith("data.dataset=")).split("[", 1)[1].rstrip("]")
+    # in a sweep, the bad file is the second job's dataset: still refused before the first job
+    dataset = f"data.dataset={good},{bad}" if swept else f"data.dataset=[{bad}]"
+    done = run_app(tmp_path, inputs, dataset, swept=swept)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"data.dataset: {str(bad)!r} {said}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "calls.txt").exists()  # no swift ran
+    assert not list((tmp_path / "out").rglob("run.json"))  # nor any job (a single run's folder is Hydra's)
+
+
+def test_an_unbracketed_dataset_path_is_one_dataset(tmp_path, inputs):
+    """data.dataset=/x.jsonl without brackets: a missing one is refused before launch (it was read one
+    character at a time, which skipped the check); an existing one reaches swift as one value."""
+    missing = tmp_path / "nope" / "mine.jsonl"
+    done = run_app(tmp_path, inputs, f"data.dataset={missing}")
+    assert done.returncode == 2 and f"data.dataset: {str(missing)!r} does not exist" in done.stderr, (
+        done.stderr
+    )
+    assert not (tmp_path / "calls.txt").exists()
+
+    data = tmp_path / "mine.jsonl"
+    data.write_text(GOOD_ROW + "\n", encoding="utf-8")
+    done = run_app(tmp_path, inputs, f"data.dataset={data}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = read_record(tmp_path / "out")
+    argv = record.argv
+    after = argv[argv.index("--dataset") + 1 :]
+    assert after[0] == str(data) and after[1].startswith("--"), argv  # one value, the whole path
+    assert record.config["data"]["dataset"] == [str(data)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from swiftops.job import swift_error_line
 from swiftops.record import RunRecord
 from swiftops.summary import COLUMNS, markdown_table, summary_csv, summary_rows
+from swiftops.swift_log import swift_error_line
 
 
 def record(num: int, lr: float, **fields) -> RunRecord:
@@ -56,7 +56,10 @@ def test_swift_s_own_error_is_the_traceback_s_last_exception_line():
         "ValueError: remaining_argv: ['--no_such_flag', '1']\n"
         "[rank0]: something after it\n"
     )
-    assert swift_error_line(log) == "ValueError: remaining_argv: ['--no_such_flag', '1']"
+    assert (
+        swift_error_line(log)
+        == "ValueError: remaining_argv: ['--no_such_flag', '1'] (in swift/cli/sft.py: <module>)"
+    )
     assert swift_error_line("torch.OutOfMemoryError: CUDA out of memory.\n") == (
         "torch.OutOfMemoryError: CUDA out of memory."
     )
