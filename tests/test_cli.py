@@ -36,10 +36,84 @@ def test_bad_input_exits_2_naming_the_value_before_any_run(tmp_path, override, e
     assert not (tmp_path / "job" / "output").exists()
 
 
-def test_unknown_key_is_named(tmp_path):
-    done = swiftops("learning_rat=1e-4", cwd=tmp_path)
-    assert done.returncode != 0
-    assert "learning_rat" in done.stderr
+@pytest.mark.parametrize(
+    ("overrides", "named", "closest"),
+    [
+        (["lora_rnak=8"], "swiftops has no key 'lora_rnak'", "did you mean lora_rank"),
+        (["+lora_rnak=8"], "+lora_rnak=8: swiftops has no key 'lora_rnak'", "did you mean lora_rank"),
+        (["++lora_rnak=8"], "swiftops has no key 'lora_rnak'", "did you mean lora_rank"),
+        (["learning_rat=1e-4"], "swiftops has no key 'learning_rat'", "train.learning_rate"),
+        (["+watchdog.enabeld=false"], "no key 'watchdog.enabeld'", "did you mean watchdog.enabled"),
+        (["+infer.max_new_token=64"], "no key 'infer.max_new_token'", "did you mean infer.max_new_tokens"),
+        # every combination of a sweep: a key the second model option doesn't have either
+        (["-m", "model=tiny,qwen2_5_1_5b", "+model.idd=x"], "no key 'model.idd'", "did you mean model.id"),
+        (["-m", "lr=1e-4,1e-3", "+lora_rnak=4,8"], "+lora_rnak=4,8: swiftops has no key", "lora_rank"),
+    ],
+)
+def test_an_unknown_key_is_refused_with_or_without_plus_before_any_job(tmp_path, overrides, named, closest):
+    done = swiftops(
+        *overrides, f"hydra.run.dir={tmp_path / 'job'}", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr and closest in done.stderr, done.stderr
+    assert "To append to your config use" not in done.stderr  # Hydra's advice is not passed on
+    assert not (tmp_path / "job").exists() and not (tmp_path / "s").exists()
+
+
+def test_swift_flag_sections_stay_open_and_args_are_still_checked_against_swift(tmp_path):
+    done = swiftops(
+        "+args.lora_dropout=0.1",
+        "+train.weight_decay=0.01",
+        "dry_run=true",
+        f"hydra.run.dir={tmp_path / 'job'}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--lora_dropout 0.1" in done.stdout and "--weight_decay 0.01" in done.stdout
+    typo = swiftops(
+        "+args.learnig_rate=1e-4", "dry_run=true", f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path
+    )
+    assert typo.returncode == 2
+    assert "swift sft has no --learnig_rate; did you mean --learning_rate?" in typo.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "+experiment=nosuch",
+            "experiment has no option 'nosuch'; the options: tutorial_run1, tutorial_run2",
+        ),
+        ("experiment=tutorial_rn3", "did you mean experiment=tutorial_run3"),
+        ("+sweep=tutorail", "did you mean +sweep=tutorial"),
+        ("+sweep=nope", "sweep has no option 'nope'; the options: autotune, tutorial, tutorial_tiny"),
+        ("model=nosuch", "model has no option 'nosuch'; the options: qwen2_5_1_5b, qwen2_5_7b, tiny"),
+        ("data=demmo", "data=demmo: data has no option 'demmo'; did you mean data=demo?"),
+        ("hydra/launcher=paralel", "did you mean hydra/launcher=parallel?"),
+    ],
+)
+def test_an_unknown_group_option_gets_did_you_mean_and_the_options(tmp_path, override, expected):
+    done = swiftops(override, f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr, done.stderr
+    assert not (tmp_path / "job").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["lr=[1"], "lr=[1: not an override Hydra can read"),
+        (["lr=1e-4,1e-3"], "To sweep over it, add --multirun"),
+        (["+lr=3"], "An item is already at 'lr'"),
+        (["~lr"], "Interpolation key 'lr' not found"),
+        (["hydra.job.chdir=maybe"], "hydra.job.chdir=maybe"),
+    ],
+)
+def test_hydra_s_own_config_errors_exit_2_with_its_message(tmp_path, overrides, expected):
+    done = swiftops(*overrides, f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr, done.stderr
+    assert not (tmp_path / "job").exists()
 
 
 def test_bad_value_in_a_sweep_stops_every_job(tmp_path):
@@ -47,12 +121,6 @@ def test_bad_value_in_a_sweep_stops_every_job(tmp_path):
     assert done.returncode == 2
     assert "lr (train.learning_rate) = 0" in done.stderr
     assert not list((tmp_path / "s").glob("*/run.json"))
-
-
-def test_unknown_named_sweep_lists_the_available_ones(tmp_path):
-    done = swiftops("+sweep=nope", cwd=tmp_path)
-    assert done.returncode != 0
-    assert "nope" in done.stderr and "tutorial" in done.stderr
 
 
 def test_ls_lists_sweeps_experiments_and_groups(tmp_path):
