@@ -137,6 +137,73 @@ def test_ls_lists_sweeps_experiments_and_groups(tmp_path):
         assert needle in out
 
 
+def test_ls_lists_the_launchers_and_sweepers():
+    out = subprocess.run(
+        [sys.executable, "-m", "swiftops.ls"], capture_output=True, text=True, check=True
+    ).stdout
+    section = out.split("hydra: launchers and sweepers", 1)[1].split("\n\n", 1)[0]
+    names = [line.split()[0] for line in section.strip().splitlines()[1:]]
+    assert names == [
+        "hydra/launcher=basic",
+        "hydra/launcher=parallel",
+        "hydra/launcher=slurm",
+        "hydra/sweeper=basic",
+        "hydra/sweeper=autotune",
+    ]
+    assert "up to `jobs` jobs at once on this machine" in section  # each described by its own file
+
+
+def test_help_is_swiftops_own_and_lists_every_key_option_sweep_and_launcher(tmp_path):
+    from swiftops.ls import config_knobs, hydra_entries, listing
+
+    done = swiftops("--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "powered by Hydra" not in text
+    assert text.count("python -m swiftops ") >= 3  # the examples
+    for _, key, default, meaning in config_knobs():
+        assert f"{key}={default}" in text and meaning in text, key
+    assert "lr=1e-3" in text and "--lora_rank; higher = more trainable parameters" in text
+    groups = text.split("\nGroups (", 1)[1].split("\nNamed sweeps", 1)[0]
+    words = set(groups.replace("=", " ").split())
+    for title, entries in listing():
+        if title.startswith(("named sweeps", "hydra")):
+            continue
+        for name, _ in entries:
+            group, option = name.split("=", 1)
+            assert group in words and option in words, name
+    for sweep in sorted(p.stem for p in (Path(__file__).parents[1] / "sweeps").glob("*.yaml")):
+        assert f"+sweep={sweep}" in text
+    for name, _ in hydra_entries():
+        assert name in text
+    assert "--multirun,-m" in text  # Hydra's flags, still there
+
+
+def test_config_knobs_read_defaults_and_meanings_from_the_comments(tmp_path):
+    from swiftops.ls import config_knobs
+
+    conf = tmp_path / "config.yaml"
+    conf.write_text(
+        "defaults:\n  - _self_\n  - model: tiny  # not a key\n"
+        "# ---- the knobs ----\n"
+        "lr: 1e-3   # --learning_rate; suits the tiny model. More words\n"
+        "           #   that continue it.\n"
+        "args: {}\n"
+        "watchdog:  # the watchdog\n"
+        "  enabled: true  # false: no watchdog, e.g. for a test\n"
+        "  parent: null   # set by the sweeper: the job,\n"
+        "  change: null   #   the change\n"
+        "hydra:\n  job:\n    chdir: false  # not a key either\n"
+    )
+    assert config_knobs(conf) == [
+        ("the knobs", "lr", "1e-3", "--learning_rate; suits the tiny model."),
+        ("the knobs", "args", "{}", "the knobs"),
+        ("the knobs", "watchdog.enabled", "true", "false: no watchdog, e.g. for a test"),
+        ("the knobs", "watchdog.parent", "null", "set by the sweeper: the job, the change"),
+        ("the knobs", "watchdog.change", "null", "see watchdog.parent"),
+    ]
+
+
 def test_ls_describes_each_entry_by_the_first_sentence_of_its_comment(tmp_path):
     from swiftops.ls import describe
 
