@@ -46,15 +46,17 @@ def is_open(key: str) -> bool:
     return any(key == root or key.startswith(f"{root}.") for root in OPEN_SUBTREES)
 
 
-def key_problem(text: str, key: str, known: Collection[str]) -> str | None:
-    """Why the override `text` of `key` is refused (None: its key is known or open)."""
-    if key in known or is_open(key):
+def key_problem(text: str, key: str, known: Collection[str], *, closed: bool = True) -> str | None:
+    """Why the override `text` of `key` is refused (None: its key is known, or open when closed is
+    True: the keys of swiftops' own config; closed=False: Hydra's, all of which must be known)."""
+    if key in known or (closed and is_open(key)):
         return None
-    closed = sorted(k for k in known if not is_open(k) or k.count(".") <= 1)
-    close = difflib.get_close_matches(key, closed, n=3)
+    names = sorted(k for k in known if not closed or not is_open(k) or k.count(".") <= 1)
+    close = difflib.get_close_matches(key, names, n=3)
     hint = f"did you mean {_or(close)}?" if close else "`python -m swiftops --help` lists the keys"
     swift_flag = "" if "." in key else f" (any other swift sft flag: +args.{key}=...)"
-    return f"{text}: swiftops has no key '{key}'; {hint}{swift_flag}"
+    owner = "swiftops" if closed else "Hydra"
+    return f"{text}: {owner} has no key '{key}'; {hint}{swift_flag}"
 
 
 def option_problem(text: str, group: str, option: str, options: Sequence[str], key: str = "") -> str | None:
@@ -116,12 +118,12 @@ def check_command_line(argv: Sequence[str]) -> None:
     parsed, problems = parse(args.overrides)
     if problems:
         refuse(ConfigError(problems))
-    problems = overrides_problems(parsed, list(args.overrides), multirun=bool(args.multirun))
+    problems = overrides_problems(parsed, multirun=bool(args.multirun))
     if problems:
         refuse(ConfigError(problems))
 
 
-def overrides_problems(parsed: list[Any], texts: list[str], *, multirun: bool) -> list[str]:
+def overrides_problems(parsed: list[Any], *, multirun: bool) -> list[str]:
     """Every problem of the parsed overrides: unknown group options, unknown keys (for each
     combination of swept group options, with a named sweep's own params), and whatever Hydra
     itself refuses when it composes the first combination."""
@@ -133,12 +135,12 @@ def overrides_problems(parsed: list[Any], texts: list[str], *, multirun: bool) -
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return _problems(parsed, texts, multirun=multirun)
+            return _problems(parsed, multirun=multirun)
     finally:
         GlobalHydra.instance().clear()  # hydra.main initializes its own
 
 
-def _problems(parsed: list[Any], texts: list[str], *, multirun: bool) -> list[str]:
+def _problems(parsed: list[Any], *, multirun: bool) -> list[str]:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
@@ -159,17 +161,14 @@ def _problems(parsed: list[Any], texts: list[str], *, multirun: bool) -> list[st
     if problems:
         return problems
 
-    fixed = [o.input_line for o in others if o.is_hydra_override() and not o.is_sweep_override()]
     per_group = [[(o, c) for c in group_choices(o)] for o in group_overrides]
     combos = list(itertools.islice(itertools.product(*per_group), MAX_GROUP_COMBINATIONS))
     first_cfg = None
     for combo in combos:
         chosen = [choice_text(o, choice) for o, choice in combo]
         try:
-            cfg = hydra.compose_config(
-                "config", chosen + fixed, run_mode=RunMode.RUN, validate_sweep_overrides=False
-            )
-        except Exception as exc:  # Hydra's own refusal (a bad hydra.* key, a group added without +)
+            cfg = hydra.compose_config("config", chosen, run_mode=RunMode.RUN, validate_sweep_overrides=False)
+        except Exception as exc:  # Hydra's own refusal (a group added without +, a broken config file)
             return [hydra_error(exc)]
         first_cfg = first_cfg if first_cfg is not None else cfg
         for problem in combination_problems(cfg, others, is_group, options_of):
@@ -181,7 +180,7 @@ def _problems(parsed: list[Any], texts: list[str], *, multirun: bool) -> list[st
     # What Hydra itself refuses when it applies the remaining overrides, as it does after composing
     # (an item already there for +key, ~key of nothing, a sweep without -m), on the first combination.
     mode = RunMode.MULTIRUN if multirun or first_cfg.hydra.mode == RunMode.MULTIRUN else RunMode.RUN
-    values = [o for o in others if not o.is_hydra_override() and not o.is_sweep_override()]
+    values = [o for o in others if not o.is_sweep_override()]
     try:
         ConfigLoaderImpl.validate_sweep_overrides_legal(parsed, run_mode=mode, from_shell=True)
         ConfigLoaderImpl._apply_overrides_to_config(values, first_cfg)
@@ -220,10 +219,19 @@ def combination_problems(cfg: Any, overrides: Iterable[Any], is_group, options_o
     """Unknown keys of one composed combination: the command line's, and a named sweep's params."""
     from omegaconf import OmegaConf
 
-    known = config_keys(OmegaConf.to_container(cfg, resolve=False))  # type: ignore[arg-type]
+    container: Any = OmegaConf.to_container(cfg, resolve=False)
+    known = config_keys(container)
+    # Hydra's own keys: one that isn't there can't be set without + (Hydra would say "use +", which
+    # its typed nodes then refuse too); +hydra.* is Hydra's to judge
+    hydra_keys = {f"hydra.{k}" for k in config_keys(container.get("hydra") or {})}
     problems = []
     for override in overrides:
-        problem = key_problem(override.input_line, override.key_or_group, known)
+        key = override.key_or_group
+        if override.is_hydra_override() and not (override.is_add() or override.is_force_add()):
+            known_here = hydra_keys | {key} if key in hydra_keys else hydra_keys
+            problem = key_problem(override.input_line, key, known_here, closed=False)
+        else:
+            problem = key_problem(override.input_line, key, known)
         if problem:
             problems.append(problem)
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}

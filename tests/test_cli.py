@@ -107,6 +107,9 @@ def test_an_unknown_group_option_gets_did_you_mean_and_the_options(tmp_path, ove
         (["+lr=3"], "An item is already at 'lr'"),
         (["~lr"], "Interpolation key 'lr' not found"),
         (["hydra.job.chdir=maybe"], "hydra.job.chdir=maybe"),
+        (["hydra.run.dri=x"], "Hydra has no key 'hydra.run.dri'; did you mean hydra.run.dir"),
+        (["-m", "hydra/launcher=parallel", "hydra.launcher.n_job=2"], "did you mean hydra.launcher.n_jobs"),
+        (["-m", "hydra.job.chdir=true,false"], "Sweeping over Hydra's configuration is not supported"),
     ],
 )
 def test_hydra_s_own_config_errors_exit_2_with_its_message(tmp_path, overrides, expected):
