@@ -11,21 +11,18 @@ import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from swiftops.validate import ConfigError, refuse
+from swiftops.validate import ConfigError, _or, refuse
 
 # Subtrees whose keys are swift flags or environment variables (open: any key may be added with
 # +KEY; the pass-through args are checked against swift's own flags later, see validate.py), and
-# hydra, whose keys Hydra checks itself. Every other key must already be in the composed config.
+# hydra.* (+hydra.* is Hydra's to judge; a plain hydra.KEY=V must name a key of the composed hydra
+# node). Every other key must already be in the composed config.
 OPEN_SUBTREES = (
     *("train", "data", "runtime.flags", "runtime.env"),
     *("args", "infer.args", "export.args", "hydra"),
 )
-# group choices of a sweep composed for the key check (each combination is one composition, ~20 ms)
+# group choices of a sweep composed for the key check (each combination is one composition, ~0.1 s)
 MAX_GROUP_COMBINATIONS = 32
-
-
-def _or(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def config_keys(cfg: Mapping[str, Any], prefix: str = "") -> set[str]:
