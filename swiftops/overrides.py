@@ -43,17 +43,20 @@ def is_open(key: str) -> bool:
     return any(key == root or key.startswith(f"{root}.") for root in OPEN_SUBTREES)
 
 
-def key_problem(text: str, key: str, known: Collection[str], *, closed: bool = True) -> str | None:
-    """Why the override `text` of `key` is refused (None: its key is known, or open when closed is
-    True: the keys of swiftops' own config; closed=False: Hydra's, all of which must be known)."""
-    if key in known or (closed and is_open(key)):
+def key_problem(
+    text: str, key: str, known: Collection[str], *, open_ok: bool = True, owner: str = "swiftops"
+) -> str | None:
+    """Why the override `text` of `key` is refused (None: its key is known, or lies in an open
+    subtree when open_ok: an added key, +KEY). A changed key (no +) must be known everywhere."""
+    if key in known or (open_ok and is_open(key)):
         return None
-    names = sorted(k for k in known if not closed or not is_open(k) or k.count(".") <= 1)
-    close = difflib.get_close_matches(key, names, n=3)
+    close = difflib.get_close_matches(key, sorted(known), n=3)
     hint = f"did you mean {_or(close)}?" if close else "`python -m swiftops --help` lists the keys"
-    swift_flag = "" if "." in key else f" (any other swift sft flag: +args.{key}=...)"
-    owner = "swiftops" if closed else "Hydra"
-    return f"{text}: {owner} has no key '{key}'; {hint}{swift_flag}"
+    if "." not in key:
+        hint += f" (any other swift sft flag: +args.{key}=...)"
+    elif is_open(key) and owner == "swiftops":
+        hint += f" (a new swift flag there is added with a +: +{text.lstrip('+')})"
+    return f"{text}: {owner} has no key '{key}'; {hint}"
 
 
 def option_problem(text: str, group: str, option: str, options: Sequence[str], key: str = "") -> str | None:
@@ -220,17 +223,17 @@ def combination_problems(cfg: Any, overrides: Iterable[Any], is_group, options_o
 
     container: Any = OmegaConf.to_container(cfg, resolve=False)
     known = config_keys(container)
-    # Hydra's own keys: one that isn't there can't be set without + (Hydra would say "use +", which
-    # its typed nodes then refuse too); +hydra.* is Hydra's to judge
+    # A key that isn't there can't be changed without + (Hydra would say "use +KEY", which for a
+    # closed key runs silently and for its own typed nodes fails too); +hydra.* is Hydra's to judge
     hydra_keys = {f"hydra.{k}" for k in config_keys(container.get("hydra") or {})}
     problems = []
     for override in overrides:
-        key = override.key_or_group
-        if override.is_hydra_override() and not (override.is_add() or override.is_force_add()):
-            known_here = hydra_keys | {key} if key in hydra_keys else hydra_keys
-            problem = key_problem(override.input_line, key, known_here, closed=False)
+        key, text = override.key_or_group, override.input_line
+        adds = override.is_add() or override.is_force_add()
+        if override.is_hydra_override():
+            problem = None if adds else key_problem(text, key, hydra_keys, open_ok=False, owner="Hydra")
         else:
-            problem = key_problem(override.input_line, key, known)
+            problem = key_problem(text, key, known, open_ok=adds)
         if problem:
             problems.append(problem)
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}

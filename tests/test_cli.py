@@ -45,6 +45,9 @@ def test_bad_input_exits_2_naming_the_value_before_any_run(tmp_path, override, e
         (["learning_rat=1e-4"], "swiftops has no key 'learning_rat'", "train.learning_rate"),
         (["+watchdog.enabeld=false"], "no key 'watchdog.enabeld'", "did you mean watchdog.enabled"),
         (["+infer.max_new_token=64"], "no key 'infer.max_new_token'", "did you mean infer.max_new_tokens"),
+        # a swift-flag section takes new keys with +, but a changed one must be there
+        (["train.warmup_rati=0.1"], "no key 'train.warmup_rati'", "did you mean train.warmup_ratio"),
+        (["data.datset=[x.jsonl]"], "no key 'data.datset'", "did you mean data.dataset"),
         # every combination of a sweep: a key the second model option doesn't have either
         (["-m", "model=tiny,qwen2_5_1_5b", "+model.idd=x"], "no key 'model.idd'", "did you mean model.id"),
         (["-m", "lr=1e-4,1e-3", "+lora_rnak=4,8"], "+lora_rnak=4,8: swiftops has no key", "lora_rank"),

@@ -61,3 +61,11 @@ def test_an_unknown_option_is_named_with_the_closest_and_all_options():
     )
     plus = option_problem("+sweep=tutorail", "sweep", "tutorail", ["tutorial", "autotune"], "+sweep")
     assert plus is not None and "did you mean +sweep=tutorial?" in plus
+
+
+def test_a_changed_key_must_exist_even_in_an_open_section():
+    known = config_keys(CONFIG)
+    assert key_problem("+train.warmup_ratio=0.1", "train.warmup_ratio", known) is None
+    problem = key_problem("train.learning_rat=1", "train.learning_rat", known, open_ok=False)
+    assert problem is not None and "did you mean train.learning_rate" in problem
+    assert "+train.learning_rat=1" in problem  # how a new swift flag is added there
