@@ -21,6 +21,8 @@ OPEN_SUBTREES = (
     *("train", "data", "runtime.flags", "runtime.env"),
     *("args", "infer.args", "export.args", "hydra"),
 )
+# the sections whose keys become `swift sft` flags as they are (command.sft_flags)
+SFT_SECTIONS = ("train", "data", "runtime.flags")
 # group choices of a sweep composed for the key check (each combination is one composition, ~0.1 s)
 MAX_GROUP_COMBINATIONS = 32
 
@@ -183,6 +185,9 @@ def _problems(parsed: list[Any], *, multirun: bool) -> list[str]:
     # (an item already there for +key, ~key of nothing, a sweep without -m), on the first combination.
     mode = RunMode.MULTIRUN if multirun or first_cfg.hydra.mode == RunMode.MULTIRUN else RunMode.RUN
     values = [o for o in others if not o.is_sweep_override()]
+    from omegaconf import OmegaConf
+
+    composed = config_keys(OmegaConf.to_container(first_cfg, resolve=False))  # type: ignore[arg-type]
     try:
         ConfigLoaderImpl.validate_sweep_overrides_legal(parsed, run_mode=mode, from_shell=True)
         ConfigLoaderImpl._apply_overrides_to_config(values, first_cfg)
@@ -192,7 +197,45 @@ def _problems(parsed: list[Any], *, multirun: bool) -> list[str]:
             job_config(first_cfg)  # a deleted key that another one interpolates, a ??? left unset
     except Exception as exc:
         return [hydra_error(exc)]
-    return []
+    added = [o for o in others if (o.is_add() or o.is_force_add()) and o.key_or_group not in composed]
+    return added_flag_problems(added, first_cfg)
+
+
+def sft_flag_of(key: str) -> str | None:
+    """The `swift sft` flag a key of train, data or runtime.flags becomes (None: another key)."""
+    for section in SFT_SECTIONS:
+        if key.startswith(f"{section}."):
+            return key[len(section) + 1 :].split(".", 1)[0]
+    return None
+
+
+def added_flag_problems(added: Iterable[Any], cfg: Any) -> list[str]:
+    """Keys added to the sections that become `swift sft` flags (+train.warmup_rati=0.1) that the
+    swift which will run doesn't have: the same check as +args.* (validate.flag_problem), for the
+    added keys only (the shipped ones are the project's own)."""
+    from omegaconf import OmegaConf
+
+    from swiftops.command import DATA_KEYS_NOT_FLAGS, flag_name
+
+    flags = [(o, sft_flag_of(o.key_or_group)) for o in added]
+    own = {f"data.{key}" for key in DATA_KEYS_NOT_FLAGS}  # swiftops' own data keys, not flags
+    flags = [(o, f) for o, f in flags if f and o.key_or_group not in own]
+    if not flags or OmegaConf.select(cfg, "args.ignore_args_error") in (True, "true"):
+        return []
+    from swiftops.swift_args import swift_args_for
+    from swiftops.validate import flag_problem
+
+    answer = swift_args_for(OmegaConf.select(cfg, "swift_bin"))
+    names = answer.names.get("sft") if answer is not None else None
+    if not names:
+        return []
+    version = answer.parsed_version if answer is not None else None
+    problems = []
+    for override, flag in flags:
+        problem = flag_problem(override.input_line, "sft", flag_name(flag, version), names)
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def choice_text(override: Any, choice: Any) -> str:

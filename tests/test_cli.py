@@ -63,7 +63,8 @@ def test_an_unknown_key_is_refused_with_or_without_plus_before_any_job(tmp_path,
     assert not (tmp_path / "job").exists() and not (tmp_path / "s").exists()
 
 
-def test_swift_flag_sections_stay_open_and_args_are_still_checked_against_swift(tmp_path):
+def test_swift_flag_sections_stay_open(tmp_path):
+    # their keys are swift's: checked against the swift that will run (tests/test_swift_args.py)
     done = swiftops(
         "+args.lora_dropout=0.1",
         "+train.weight_decay=0.01",
@@ -73,11 +74,6 @@ def test_swift_flag_sections_stay_open_and_args_are_still_checked_against_swift(
     )
     assert done.returncode == 0, done.stderr
     assert "--lora_dropout 0.1" in done.stdout and "--weight_decay 0.01" in done.stdout
-    typo = swiftops(
-        "+args.learnig_rate=1e-4", "dry_run=true", f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path
-    )
-    assert typo.returncode == 2
-    assert "swift sft has no --learnig_rate; did you mean --learning_rate?" in typo.stderr
 
 
 @pytest.mark.parametrize(
