@@ -160,6 +160,8 @@ def _problems(parsed: list[Any], *, multirun: bool) -> list[str]:
         return list(repository.get_group_options(group))
 
     group_overrides = [o for o in parsed if not o.is_delete() and is_group(o.key_or_group)]
+    for override in group_overrides:
+        override.config_loader = hydra.config_loader  # experiment=glob(*) lists the group's options
     others = [o for o in parsed if o not in group_overrides]
     problems = choice_problems(group_overrides, options_of)
     if problems:

@@ -51,6 +51,7 @@ def test_bad_input_exits_2_naming_the_value_before_any_run(tmp_path, override, e
         # every combination of a sweep: a key the second model option doesn't have either
         (["-m", "model=tiny,qwen2_5_1_5b", "+model.idd=x"], "no key 'model.idd'", "did you mean model.id"),
         (["-m", "lr=1e-4,1e-3", "+lora_rnak=4,8"], "+lora_rnak=4,8: swiftops has no key", "lora_rank"),
+        (["-m", "experiment=glob(tutorial_tiny_*)", "lora_rnak=4"], "no key 'lora_rnak'", "lora_rank"),
     ],
 )
 def test_an_unknown_key_is_refused_with_or_without_plus_before_any_job(tmp_path, overrides, named, closest):
