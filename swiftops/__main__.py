@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from swiftops.callbacks import remove_unused_folder
 from swiftops.configs import job_config, register
 from swiftops.leases import job_lease
+from swiftops.overrides import check_command_line
 from swiftops.paths import conf_dir
 from swiftops.record import FAILED, INTERRUPTED
 from swiftops.resume import KEEP
@@ -205,6 +206,9 @@ def not_started_reason() -> str:
 
 def main() -> None:
     register()
+    # bad overrides (an unknown key, group option or syntax; whatever Hydra would refuse) exit 2
+    # here, before Hydra composes the config and would exit 1 with its own advice
+    check_command_line(sys.argv[1:])
     # SIGINT, SIGTERM and SIGHUP for the app's whole life: a running swift is stopped and
     # recorded, the jobs after it are recorded as not started, the table and report still written
     with handle_stop_signals() as stops:

@@ -47,8 +47,19 @@ def tiny_path(name: str) -> str:
     return str(getattr(tiny_assets(), name))
 
 
+def help_part(part: str) -> str:
+    """`${swiftops.help:keys}` -> a generated part of the --help text (conf/hydra/help/swiftops.yaml)."""
+    from swiftops.ls import help_part as generate
+
+    return generate(part)
+
+
 def register_resolvers() -> None:
-    for name, func in (("swiftops.tiny", tiny_path), ("swiftops.tutorial", tutorial_file)):
+    for name, func in (
+        ("swiftops.tiny", tiny_path),
+        ("swiftops.tutorial", tutorial_file),
+        ("swiftops.help", help_part),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
 

@@ -63,15 +63,30 @@ def _name(short: str) -> str:
     return f"{short} (train.{SHORT_KEYS[short]})" if short in SHORT_KEYS else short
 
 
+# a sensible value of each checked knob, for the messages: `lr=fast` is told "e.g. lr=1e-4"
+EXAMPLES = {
+    "lr": "1e-4",
+    "lora_rank": "8",
+    "lora_alpha": "32",
+    "epochs": "3",
+    "batch_size": "4",
+    "grad_accum": "4",
+    "max_length": "2048",
+    "eval_steps": "50",
+    "early_stop_patience": "3",
+}
+
+
 def check_positive(problems: list[str], short: str, value: Any, *, integer: bool = False) -> None:
     number = _number(value)
     kind = "an integer >= 1" if integer else "a number > 0"
+    use = f"use {kind}, e.g. {short}={EXAMPLES[short]}"
     if number is not None and not math.isfinite(number):
-        problems.append(f"{_name(short)} = {value!r} is not a finite number; use {kind}")
+        problems.append(f"{_name(short)} = {value!r} is not a finite number; {use}")
     elif number is None or (integer and number != int(number)):
-        problems.append(f"{_name(short)} = {value!r} is not a number; use {kind}, e.g. {short}=8")
+        problems.append(f"{_name(short)} = {value!r} is not a number; {use}")
     elif (integer and number < 1) or number <= 0:
-        problems.append(f"{_name(short)} = {value!r} is out of range; use {kind}")
+        problems.append(f"{_name(short)} = {value!r} is out of range; {use}")
 
 
 def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:

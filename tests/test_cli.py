@@ -36,10 +36,87 @@ def test_bad_input_exits_2_naming_the_value_before_any_run(tmp_path, override, e
     assert not (tmp_path / "job" / "output").exists()
 
 
-def test_unknown_key_is_named(tmp_path):
-    done = swiftops("learning_rat=1e-4", cwd=tmp_path)
-    assert done.returncode != 0
-    assert "learning_rat" in done.stderr
+@pytest.mark.parametrize(
+    ("overrides", "named", "closest"),
+    [
+        (["lora_rnak=8"], "swiftops has no key 'lora_rnak'", "did you mean lora_rank"),
+        (["+lora_rnak=8"], "+lora_rnak=8: swiftops has no key 'lora_rnak'", "did you mean lora_rank"),
+        (["++lora_rnak=8"], "swiftops has no key 'lora_rnak'", "did you mean lora_rank"),
+        (["learning_rat=1e-4"], "swiftops has no key 'learning_rat'", "train.learning_rate"),
+        (["+watchdog.enabeld=false"], "no key 'watchdog.enabeld'", "did you mean watchdog.enabled"),
+        (["+infer.max_new_token=64"], "no key 'infer.max_new_token'", "did you mean infer.max_new_tokens"),
+        # a swift-flag section takes new keys with +, but a changed one must be there
+        (["train.warmup_rati=0.1"], "no key 'train.warmup_rati'", "did you mean train.warmup_ratio"),
+        (["data.datset=[x.jsonl]"], "no key 'data.datset'", "did you mean data.dataset"),
+        # every combination of a sweep: a key the second model option doesn't have either
+        (["-m", "model=tiny,qwen2_5_1_5b", "+model.idd=x"], "no key 'model.idd'", "did you mean model.id"),
+        (["-m", "lr=1e-4,1e-3", "+lora_rnak=4,8"], "+lora_rnak=4,8: swiftops has no key", "lora_rank"),
+        (["-m", "experiment=glob(tutorial_tiny_*)", "lora_rnak=4"], "no key 'lora_rnak'", "lora_rank"),
+    ],
+)
+def test_an_unknown_key_is_refused_with_or_without_plus_before_any_job(tmp_path, overrides, named, closest):
+    done = swiftops(
+        *overrides, f"hydra.run.dir={tmp_path / 'job'}", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr and closest in done.stderr, done.stderr
+    assert "To append to your config use" not in done.stderr  # Hydra's advice is not passed on
+    assert not (tmp_path / "job").exists() and not (tmp_path / "s").exists()
+
+
+def test_swift_flag_sections_stay_open(tmp_path):
+    # their keys are swift's: checked against the swift that will run (tests/test_swift_args.py)
+    done = swiftops(
+        "+args.lora_dropout=0.1",
+        "+train.weight_decay=0.01",
+        "dry_run=true",
+        f"hydra.run.dir={tmp_path / 'job'}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--lora_dropout 0.1" in done.stdout and "--weight_decay 0.01" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "+experiment=nosuch",
+            "experiment has no option 'nosuch'; the options: tutorial_run1, tutorial_run2",
+        ),
+        ("experiment=tutorial_rn3", "did you mean experiment=tutorial_run3"),
+        ("+sweep=tutorail", "did you mean +sweep=tutorial"),
+        ("+sweep=nope", "sweep has no option 'nope'; the options: autotune, tutorial, tutorial_tiny"),
+        ("model=nosuch", "model has no option 'nosuch'; the options: qwen2_5_1_5b, qwen2_5_7b, tiny"),
+        ("data=demmo", "data=demmo: data has no option 'demmo'; did you mean data=demo?"),
+        ("hydra/launcher=paralel", "did you mean hydra/launcher=parallel?"),
+    ],
+)
+def test_an_unknown_group_option_gets_did_you_mean_and_the_options(tmp_path, override, expected):
+    done = swiftops(override, f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr, done.stderr
+    assert not (tmp_path / "job").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["lr=[1"], "lr=[1: not an override Hydra can read"),
+        (["lr=1e-4,1e-3"], "To sweep over it, add --multirun"),
+        (["+lr=3"], "An item is already at 'lr'"),
+        (["~lr"], "Interpolation key 'lr' not found"),
+        (["hydra.job.chdir=maybe"], "hydra.job.chdir=maybe"),
+        (["hydra.run.dri=x"], "Hydra has no key 'hydra.run.dri'; did you mean hydra.run.dir"),
+        (["-m", "hydra/launcher=parallel", "hydra.launcher.n_job=2"], "did you mean hydra.launcher.n_jobs"),
+        (["-m", "hydra.job.chdir=true,false"], "Sweeping over Hydra's configuration is not supported"),
+    ],
+)
+def test_hydra_s_own_config_errors_exit_2_with_its_message(tmp_path, overrides, expected):
+    done = swiftops(*overrides, f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr, done.stderr
+    assert not (tmp_path / "job").exists()
 
 
 def test_bad_value_in_a_sweep_stops_every_job(tmp_path):
@@ -47,12 +124,6 @@ def test_bad_value_in_a_sweep_stops_every_job(tmp_path):
     assert done.returncode == 2
     assert "lr (train.learning_rate) = 0" in done.stderr
     assert not list((tmp_path / "s").glob("*/run.json"))
-
-
-def test_unknown_named_sweep_lists_the_available_ones(tmp_path):
-    done = swiftops("+sweep=nope", cwd=tmp_path)
-    assert done.returncode != 0
-    assert "nope" in done.stderr and "tutorial" in done.stderr
 
 
 def test_ls_lists_sweeps_experiments_and_groups(tmp_path):
@@ -67,6 +138,73 @@ def test_ls_lists_sweeps_experiments_and_groups(tmp_path):
         "runtime=gpu",
     ):
         assert needle in out
+
+
+def test_ls_lists_the_launchers_and_sweepers():
+    out = subprocess.run(
+        [sys.executable, "-m", "swiftops.ls"], capture_output=True, text=True, check=True
+    ).stdout
+    section = out.split("hydra: launchers and sweepers", 1)[1].split("\n\n", 1)[0]
+    names = [line.split()[0] for line in section.strip().splitlines()[1:]]
+    assert names == [
+        "hydra/launcher=basic",
+        "hydra/launcher=parallel",
+        "hydra/launcher=slurm",
+        "hydra/sweeper=basic",
+        "hydra/sweeper=autotune",
+    ]
+    assert "up to `jobs` jobs at once on this machine" in section  # each described by its own file
+
+
+def test_help_is_swiftops_own_and_lists_every_key_option_sweep_and_launcher(tmp_path):
+    from swiftops.ls import config_knobs, hydra_entries, listing
+
+    done = swiftops("--help", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    assert "powered by Hydra" not in text
+    assert text.count("python -m swiftops ") >= 3  # the examples
+    for _, key, default, meaning in config_knobs():
+        assert f"{key}={default}" in text and meaning in text, key
+    assert "lr=1e-3" in text and "--lora_rank; higher = more trainable parameters" in text
+    groups = text.split("\nGroups (", 1)[1].split("\nNamed sweeps", 1)[0]
+    words = set(groups.replace("=", " ").split())
+    for title, entries in listing():
+        if title.startswith(("named sweeps", "hydra")):
+            continue
+        for name, _ in entries:
+            group, option = name.split("=", 1)
+            assert group in words and option in words, name
+    for sweep in sorted(p.stem for p in (Path(__file__).parents[1] / "sweeps").glob("*.yaml")):
+        assert f"+sweep={sweep}" in text
+    for name, _ in hydra_entries():
+        assert name in text
+    assert "--multirun,-m" in text  # Hydra's flags, still there
+
+
+def test_config_knobs_read_defaults_and_meanings_from_the_comments(tmp_path):
+    from swiftops.ls import config_knobs
+
+    conf = tmp_path / "config.yaml"
+    conf.write_text(
+        "defaults:\n  - _self_\n  - model: tiny  # not a key\n"
+        "# ---- the knobs ----\n"
+        "lr: 1e-3   # --learning_rate; suits the tiny model. More words\n"
+        "           #   that continue it.\n"
+        "args: {}\n"
+        "watchdog:  # the watchdog\n"
+        "  enabled: true  # false: no watchdog, e.g. for a test\n"
+        "  parent: null   # set by the sweeper: the job,\n"
+        "  change: null   #   the change\n"
+        "hydra:\n  job:\n    chdir: false  # not a key either\n"
+    )
+    assert config_knobs(conf) == [
+        ("the knobs", "lr", "1e-3", "--learning_rate; suits the tiny model."),
+        ("the knobs", "args", "{}", "the knobs"),
+        ("the knobs", "watchdog.enabled", "true", "false: no watchdog, e.g. for a test"),
+        ("the knobs", "watchdog.parent", "null", "set by the sweeper: the job, the change"),
+        ("the knobs", "watchdog.change", "null", "see watchdog.parent"),
+    ]
 
 
 def test_ls_describes_each_entry_by_the_first_sentence_of_its_comment(tmp_path):

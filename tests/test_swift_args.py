@@ -303,3 +303,25 @@ def test_a_sweep_with_an_unknown_flag_stops_before_any_job(
     assert message.count("lora_dropuot") == 2  # once, though every combination has it
     assert "args.x.a = nan is not a finite number" in message
     assert not find_records(sweep_dir) and fake.probes == 1
+
+
+def test_keys_added_to_swift_flag_sections_are_checked_on_the_command_line(cache, fake):
+    """+train.*, +data.* and +runtime.flags.* become `swift sft` flags as they are: a typo there
+    is refused before Hydra composes, as +args.* is (the shipped keys are not checked here)."""
+    from swiftops.configs import register
+    from swiftops.overrides import overrides_problems, parse
+
+    register()
+
+    def problems(*overrides: str) -> list[str]:
+        parsed, syntax = parse([f"swift_bin={fake.swift}", *overrides])
+        assert syntax == []
+        return overrides_problems(parsed, multirun=False)
+
+    assert problems("+train.lora_dropout=0.1", "+data.use_hf=true") == []
+    assert problems("+train.lora_dropuot=0.1") == [
+        "+train.lora_dropuot=0.1: swift sft has no --lora_dropuot; did you mean --lora_dropout?"
+    ]
+    assert problems("+runtime.flags.lora_drop=0.1") == []  # a unique prefix, as argparse takes it
+    assert problems("+train.lora_dropuot=0.1", "+args.ignore_args_error=true") == []
+    assert problems("+data.test_dataset=x.jsonl") != []  # swiftops' own key: there already, not a flag

@@ -188,7 +188,39 @@ def test_nan_and_inf_are_refused_by_key_with_what_is_valid(composed, override, n
 
 def test_nan_of_early_stop_patience_is_named_once(composed):
     (problem,) = problems_for(composed, ["early_stop=true", "early_stop_patience=nan"])
-    assert problem == "early_stop_patience = nan is not a finite number; use an integer >= 1"
+    assert problem == (
+        "early_stop_patience = nan is not a finite number; use an integer >= 1, e.g. early_stop_patience=3"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "example"),
+    [
+        ("lr=fast", "e.g. lr=1e-4"),
+        ("lr=0", "e.g. lr=1e-4"),
+        ("lora_rank=many", "e.g. lora_rank=8"),
+        ("lora_alpha=-1", "e.g. lora_alpha=32"),
+        ("epochs=soon", "e.g. epochs=3"),
+        ("batch_size=big", "e.g. batch_size=4"),
+        ("grad_accum=0", "e.g. grad_accum=4"),
+        ("max_length=long", "e.g. max_length=2048"),
+        ("eval_steps=often", "e.g. eval_steps=50"),
+    ],
+)
+def test_each_knob_s_message_gives_an_example_of_that_knob(composed, override, example):
+    (problem,) = problems_for(composed, [override])
+    assert problem.endswith(example), problem
+
+
+def test_every_example_is_a_value_its_own_check_accepts():
+    from swiftops.validate import EXAMPLES, check_positive
+
+    integers = {"lora_rank", "batch_size", "grad_accum", "max_length", "eval_steps", "early_stop_patience"}
+    for short, example in EXAMPLES.items():
+        problems: list[str] = []
+        value = int(example) if short in integers else float(example)
+        check_positive(problems, short, value, integer=short in integers)
+        assert problems == [], (short, example)
 
 
 SFT_FLAGS = {"learning_rate", "learning-rate", "lora_rank", "lora_alpha", "lora_dropout", "lr_scheduler_type"}
