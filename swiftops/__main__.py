@@ -23,6 +23,7 @@ from swiftops.paths import conf_dir
 from swiftops.record import FAILED, INTERRUPTED
 from swiftops.resume import KEEP
 from swiftops.runner import (
+    follow_launcher,
     handle_stop_signals,
     join_sweep_stops,
     launched_here,
@@ -73,6 +74,7 @@ def run_task(cfg: DictConfig) -> str:
     worker = ctx.sweep_dir is not None and not launched_here(ctx.sweep_dir)
     if worker:
         quiet_terminal()
+        follow_launcher()  # a launcher killed with kill -9 takes its workers with it
     join_sweep_stops(ctx.sweep_dir)
     with stop_handling(worker):
         try:

@@ -17,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import shlex
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +52,9 @@ STOP_CAUSES = {
     "SIGTERM": "SIGTERM (a scheduler's or kill's stop)",
     "SIGHUP": "SIGHUP (the terminal or ssh session closed)",
     "SIGUSR2": "SLURM's warning that the task's time limit is near (SIGUSR2)",
+    "launcher-gone": "the end of the process that launched the sweep (kill -9, or the OOM killer)",
 }
+LAUNCHER_GONE = "launcher-gone"  # StopRequests.first in a worker whose sweep's launching process died
 # submitit asks SLURM for SIGUSR2 shortly before a task's time limit (hydra.launcher.signal_delay_s):
 # in a SLURM task it is a stop too, so swift is stopped cleanly and the job recorded, resumable,
 # before SLURM kills the task (submitit's own handler would raise out of the job instead)
@@ -216,7 +221,8 @@ def handle_stop_signals(quit_after: int | None = QUIT_AFTER_SIGNALS) -> Iterator
 def stop_requested() -> str | None:
     """The name of the first stop signal the app received (handle_stop_signals), or the one the
     sweep's launching process shared (share_sweep_stops), else None."""
-    return (_app_stops.first if _app_stops is not None else None) or sweep_stop()
+    own = _app_stops.first if _app_stops is not None else None
+    return own or (LAUNCHER_GONE if _launcher_gone else None) or sweep_stop()
 
 
 @contextlib.contextmanager
@@ -253,11 +259,13 @@ _sweep_stop_owner = False  # whether this process is the one that launched the s
 
 def share_sweep_stops(sweep_dir: Path | None, *, owner: bool = False) -> None:
     """Where this process reads (and, as the sweep's owner, writes) the sweep's stop. The owner
-    starts a sweep afresh: a stop left by an earlier one (resume=true into its folder) is removed."""
+    starts a sweep afresh: a stop left by an earlier one (resume=true into its folder) is removed,
+    and the workers it starts learn who launched them (follow_launcher)."""
     global _sweep_stop_path, _sweep_stop_owner
     _sweep_stop_path = Path(sweep_dir) / SWEEP_STOP_NAME if sweep_dir is not None else None
     _sweep_stop_owner = owner
     if owner and _sweep_stop_path is not None:
+        os.environ[LAUNCHER_ENV] = f"{socket.gethostname()}:{os.getpid()}"
         with contextlib.suppress(FileNotFoundError):
             _sweep_stop_path.unlink()
 
@@ -288,6 +296,57 @@ def raise_sweep_stop(name: str) -> None:
             os.write(fd, name.encode())
         finally:
             os.close(fd)
+
+
+# A local worker (hydra/launcher=parallel) must not outlive the process that launched its sweep: a
+# launcher killed with kill -9 writes no table and no report, and its workers would go on holding
+# the GPUs. The launcher's host and pid reach its workers in this variable; a SLURM task runs on
+# another host, under the scheduler, which decides how long it lives.
+LAUNCHER_ENV = "SWIFTOPS_LAUNCHER"
+_followed_launcher: int | None = None
+_launcher_gone = False
+
+
+def follow_launcher() -> None:
+    """In a worker on the launcher's host: when the launching process ends, the job running here is
+    stopped as a stop signal would stop it (swift stopped, the job recorded interrupted, so
+    resume=true continues it), and then this worker ends; an idle worker ends at once. Linux only
+    (pidfd), as the supervisor that does the same for swift itself."""
+    global _followed_launcher
+    host, _, pid = os.environ.get(LAUNCHER_ENV, "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) in (os.getpid(), _followed_launcher):
+        return
+    if not hasattr(os, "pidfd_open"):
+        return
+    try:
+        pidfd = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        _end_with_launcher(None)
+        return
+    except OSError:  # a kernel before 5.3: the worker lives as loky lets it
+        return
+    _followed_launcher = int(pid)
+    threading.Thread(target=_wait_for_launcher, args=(pidfd,), name="swiftops-launcher", daemon=True).start()
+
+
+def _wait_for_launcher(pidfd: int) -> None:
+    global _launcher_gone
+    select.select([pidfd], [], [])  # readable once the process has ended
+    _launcher_gone = True
+    while True:
+        _end_with_launcher(_app_stops)
+        time.sleep(POLL_SECONDS)
+
+
+def _end_with_launcher(stops: StopRequests | None) -> None:
+    """Between jobs: end this worker (its job's record is written). During one: note the stop, which
+    run_swift and the job's later stages act on; called again until the job is over."""
+    if stops is None:
+        logging.shutdown()
+        os._exit(128 + signal.SIGTERM)
+    if not stops.count:
+        logger.error("the process that launched this sweep has ended: stopping this job")
+        stops.first, stops.count = LAUNCHER_GONE, stops.count + 1
 
 
 def sweep_stop() -> str | None:

@@ -86,6 +86,32 @@ def processes_with(marker: str) -> list[tuple[int, str]]:
     return found
 
 
+def children_of(pid: int, marker: str) -> list[int]:
+    """The pids of pid's children whose command line holds marker (a parallel launcher's workers)."""
+    return [child for child, _ in processes_with(marker) if parent_of(child) == pid]
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of pids that still run (a zombie, waiting for its reaper, has ended)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
 def commands_with(marker: str) -> list[str]:
     """The command lines of processes_with(marker): what a test prints when some are left."""
     return [cmdline for _, cmdline in processes_with(marker)]

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import QUICKSTART_VERDICTS, commands_with, start_interruptible
+from conftest import QUICKSTART_VERDICTS, alive, children_of, commands_with, start_interruptible
 
 from swiftops.record import COMPLETED, INTERRUPTED, find_records, read_record
 from swiftops.resume import KEEP, RESUME, RUN
@@ -98,3 +98,31 @@ def test_ctrl_c_in_a_parallel_sweep_then_resume_from_the_checkpoints(tmp_path):
     assert [row["resume"].split(" ")[0] for row in rows] == [RESUME, RESUME, RUN]
     again = subprocess.run([*sweep, "resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and [r.resume["action"] for r in records(sweep_dir)] == [KEEP] * 3
+
+
+def test_kill_9_of_the_launcher_takes_its_workers_and_their_swifts_with_it(tmp_path):
+    """The issue's case: a parallel sweep whose launching process is killed with kill -9 while both
+    jobs train. Nothing of it may go on running (on GPUs it would hold the cards), and the two jobs
+    are recorded interrupted, so resume=true continues them."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = [sys.executable, "-m", "swiftops", "-m", "hydra/launcher=parallel", "jobs=2", "lr=1e-3,2e-3"]
+    sweep += ["epochs=40", f"hydra.sweep.dir={sweep_dir}", f"report.dir={tmp_path / 'reports'}"]
+    proc = start_interruptible(sweep, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while len(list(sweep_dir.glob("*/output/v*/logging.jsonl"))) < 2:
+        assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+        assert time.monotonic() < deadline, "the two jobs never logged a step"
+        time.sleep(0.25)
+    workers = children_of(proc.pid, "LokyProcess")
+    assert len(workers) == 2 and len(commands_with(str(sweep_dir))) >= 4  # swift and its trainer, twice
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20  # swift's own stop after SIGINT, as on Ctrl-C
+    while (commands_with(str(sweep_dir)) or alive(workers)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert commands_with(str(sweep_dir)) == [] and alive(workers) == []
+    stopped = records(sweep_dir)
+    assert [r.status for r in stopped] == [INTERRUPTED] * 2
+    assert all(
+        r.error.startswith("interrupted by the end of the process that launched the sweep") for r in stopped
+    )
