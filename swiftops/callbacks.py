@@ -16,35 +16,51 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from swiftops.folder_lock import LOCK_NAME
+
 log = logging.getLogger("swiftops")
 
 
 class SweepSummary(Callback):
     progress: Any = None  # the sweep's live display, in the launching process only
+    folder_lock: Any = None  # this process's hold on its run or sweep folder (swiftops.folder_lock)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Hydra sends its callbacks to a parallel launcher's workers: the display (a thread) stays here
-        return {k: v for k, v in self.__dict__.items() if k != "progress"}
+        # Hydra sends its callbacks to a parallel launcher's workers: the display (a thread) and the
+        # folder's lock stay here
+        return {k: v for k, v in self.__dict__.items() if k not in ("progress", "folder_lock")}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra creates the run folder after this callback: a read-only one would end in its traceback
         check_output_dirs(config, [("hydra.run.dir", config.hydra.run.dir)])
+        self.folder_lock = hold_output_dir(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from swiftops.runner import share_sweep_stops
         from swiftops.sweep_check import check_launcher, check_resume, check_sweep
 
         check_output_dirs(config, [("hydra.sweep.dir", config.hydra.sweep.dir)])
-        # every combination is checked before the first job starts
-        check_sweep(config)
-        check_launcher(config)
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-        if config.get("resume"):
-            lines = check_resume(config)
-            print(f"resume: {sweep_dir}\n" + "\n".join(lines), flush=True)
+        self.folder_lock = hold_output_dir(config, "hydra.sweep.dir")
+        try:
+            # every combination is checked before the first job starts
+            check_sweep(config)
+            check_launcher(config)
+            if config.get("resume"):
+                lines = check_resume(config)
+                print(f"resume: {sweep_dir}\n" + "\n".join(lines), flush=True)
+        except BaseException:  # refused: the folder is let go, and removed if this made it for nothing
+            self.release_folder()
+            remove_unused_folder(sweep_dir)
+            raise
         # this process launched the sweep: its stop signals reach every job, wherever it runs
         share_sweep_stops(sweep_dir, owner=True)
         self.progress = start_sweep_progress(config, sweep_dir)
+
+    def release_folder(self) -> None:
+        lock, self.folder_lock = self.folder_lock, None
+        if lock is not None:
+            lock.release()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         # A sweep job that raised makes Hydra skip on_multirun_end, and with it the table and the
@@ -67,12 +83,32 @@ class SweepSummary(Callback):
         if progress is not None:
             progress.stop()
         close_sweep(Path(config.hydra.sweep.dir), config)
+        self.release_folder()
         remove_unused_folder(Path(config.hydra.sweep.dir))
         share_sweep_stops(None)  # the sweep is over: a later one in this process starts clean
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_sweep(Path(config.hydra.runtime.output_dir), config)
+        self.release_folder()
         remove_unused_folder(Path(config.hydra.runtime.output_dir))
+
+
+def hold_output_dir(config: DictConfig, key: str) -> Any:
+    """Hold the run's or sweep's folder for this process (swiftops.folder_lock); refuse (exit 2)
+    before any job when a live run or sweep holds it already: two into one folder would overwrite
+    each other's records, logs and report. resume=true is no exception."""
+    from swiftops.folder_lock import FolderInUse, hold_folder
+    from swiftops.validate import ConfigError, refuse
+
+    folder = OmegaConf.select(config, key)
+    try:
+        return hold_folder(Path(str(folder)))
+    except FolderInUse as exc:
+        refuse(
+            ConfigError(
+                [f"{key} = {folder}: {exc}; wait until it ends, or choose another folder with {key}=PATH"]
+            )
+        )
 
 
 def start_sweep_progress(config: DictConfig, sweep_dir: Path) -> Any:
@@ -136,8 +172,9 @@ def check_output_dirs(config: DictConfig, dirs: list[tuple[str, Any]]) -> None:
         refuse(ConfigError(problems))
 
 
-# what Hydra writes into every run, sweep and job folder, whatever the job does
-HYDRA_OWN_FILES = frozenset({".hydra", "__main__.log", "multirun.yaml"})
+# what Hydra writes into every run, sweep and job folder, whatever the job does (and our lock, held
+# while the run lasts)
+HYDRA_OWN_FILES = frozenset({".hydra", "__main__.log", "multirun.yaml", LOCK_NAME})
 
 
 def holds_only_hydra_files(folder: Path) -> bool:
