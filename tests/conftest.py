@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,27 @@ def processes_with(marker: str) -> list[tuple[int, str]]:
         if marker in cmdline:  # a zombie's command line is empty: only live ones match
             found.append((int(proc.name), cmdline))
     return found
+
+
+HOLD_FOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from swiftops.folder_lock import hold_folder
+    hold_folder(Path(sys.argv[1]))
+    print("held", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def process_holding(folder: Path) -> subprocess.Popen:
+    """Another process that holds folder until it is killed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FOLDER, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "held\n"
+    return proc
 
 
 def children_of(pid: int, marker: str) -> list[int]:

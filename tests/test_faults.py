@@ -1,7 +1,9 @@
 """The fault catalogue on the stand-in swift. Whatever one job suffers (swift crashing or killed,
 damaged logs and event files, a full disk, a corrupt run.json, the orchestrator killed), the
 sweep goes on, every other job's record is intact, the table and the report are written, and no
-swift is left running. Output folders that can't be written are refused before any job starts.
+swift is left running. A parallel sweep's workers end with its launcher. Output folders that can't
+be written, datasets swift can't read and folders in use by another sweep are refused before any
+job starts.
 (SIGINT, SIGTERM and SIGHUP are tests/test_signals.py's.)"""
 
 from __future__ import annotations
@@ -21,10 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import processes_with, run_sweep, write_fake_swift
+from conftest import (
+    alive,
+    children_of,
+    commands_with,
+    process_holding,
+    processes_with,
+    run_sweep,
+    standin_sweep_argv,
+    start_interruptible,
+    write_fake_swift,
+)
 from omegaconf import OmegaConf
 
 from swiftops.callbacks import check_output_dirs, close_sweep, unwritable
+from swiftops.folder_lock import LOCK_NAME
 from swiftops.record import RecordError, find_records, read_record
 
 pytestmark = pytest.mark.sweep
@@ -561,3 +574,116 @@ def test_an_unbracketed_dataset_path_is_one_dataset(tmp_path, inputs):
     after = argv[argv.index("--dataset") + 1 :]
     assert after[0] == str(data) and after[1].startswith("--"), argv  # one value, the whole path
     assert record.config["data"]["dataset"] == [str(data)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the launching process of a parallel sweep killed: its workers go with it
+
+
+def test_workers_end_with_a_launcher_killed_with_sigkill(tmp_path, fake_swift, stand_in_files):
+    """kill -9 of a parallel sweep's launching process alone. Seen: both workers and their swifts
+    still training 30 s later, six processes, nobody left to write the table; on GPUs they hold the
+    cards. Now they stop their swifts and end within 10 s, and the jobs that ran are recorded
+    interrupted, so resume=true continues them."""
+    sweep_dir = tmp_path / "sweep"
+    proc = start_interruptible(
+        standin_sweep_argv(
+            tmp_path, fake_swift, stand_in_files, "hydra/launcher=parallel", "jobs=2", "lr=1e-3,5e-4,2e-4"
+        ),
+        cwd=tmp_path,
+        env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.3"},
+    )
+    deadline = time.monotonic() + 120
+    while len(list(sweep_dir.glob("*/output/v*/logging.jsonl"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
+        time.sleep(0.1)
+    workers = children_of(proc.pid, "LokyProcess")
+    assert len(workers) == 2, commands_with("loky")
+    proc.kill()
+    proc.wait()
+    left_by = time.monotonic() + 10
+    while (alive(workers) or commands_with(str(fake_swift))) and time.monotonic() < left_by:
+        time.sleep(0.1)
+    assert commands_with(str(fake_swift)) == []
+    assert alive(workers) == []
+    ran = [read_record(p) for p in find_records(sweep_dir)]  # the third job was never handed out
+    assert [r.status for r in ran] == ["interrupted", "interrupted"]
+    assert all("the process that launched the sweep" in r.error.splitlines()[0] for r in ran)
+
+
+# ---------------------------------------------------------------------------------------------
+# two launches into one folder: one run or sweep per folder (swiftops.folder_lock)
+
+
+@pytest.mark.parametrize("second", [[], ["resume=true"]], ids=["again", "resume"])
+def test_a_second_sweep_into_a_folder_in_use_exits_2_before_any_job(
+    tmp_path, fake_swift, stand_in_files, second
+):
+    """The same sweep launched twice into one hydra.sweep.dir (two terminals, or a re-run while the
+    first still runs). Seen: both ran job 0, whose output/ held v0-… and v1-…, and both wrote its
+    run.json and the report. Now the second exits 2 at once, naming the first, which is untouched."""
+    sweep_dir = tmp_path / "sweep"
+    argv = standin_sweep_argv(tmp_path, fake_swift, stand_in_files, "lr=1e-3,5e-4")
+    first = start_interruptible(argv, cwd=tmp_path, env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.2"})
+    try:
+        deadline = time.monotonic() + 120
+        while not list(sweep_dir.glob("0/output/v*/logging.jsonl")):
+            assert first.poll() is None and time.monotonic() < deadline, first.stdout.read().decode()
+            time.sleep(0.1)
+        started = time.monotonic()
+        done = subprocess.run([*argv, *second], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert (
+            f"hydra.sweep.dir = {sweep_dir}: {sweep_dir} is in use by another swiftops run or sweep"
+            in done.stderr
+        )
+        assert (
+            f"(pid {first.pid} on " in done.stderr
+            and "choose another folder with hydra.sweep.dir=PATH" in done.stderr
+        )
+        assert time.monotonic() - started < 30
+        assert len(list((sweep_dir / "0" / "output").iterdir())) == 1  # the second started no job
+        out = first.communicate(timeout=180)[0].decode()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, out
+    assert not (sweep_dir / LOCK_NAME).exists()  # let go when the sweep ended
+    assert len(list((sweep_dir / "0" / "output").iterdir())) == 1
+
+
+def test_a_single_run_into_a_folder_in_use_exits_2(tmp_path, fake_swift, stand_in_files):
+    other = process_holding(tmp_path / "run")
+    try:
+        argv = standin_sweep_argv(tmp_path, fake_swift, stand_in_files)
+        del argv[3]  # python -m swiftops [-m]: a single run
+        done = subprocess.run(
+            [*argv, f"hydra.run.dir={tmp_path / 'run'}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        other.kill()
+        other.wait()
+    assert done.returncode == 2, done.stderr
+    assert f"hydra.run.dir = {tmp_path / 'run'}: " in done.stderr and f"(pid {other.pid} on " in done.stderr
+    assert [p.name for p in (tmp_path / "run").iterdir()] == [LOCK_NAME]  # the holder's, untouched
+
+
+def test_a_sweep_killed_with_sigkill_leaves_a_lock_the_next_one_takes(tmp_path, fake_swift, stand_in_files):
+    sweep_dir = tmp_path / "sweep"
+    argv = standin_sweep_argv(tmp_path, fake_swift, stand_in_files, "lr=1e-3")
+    first = start_interruptible(argv, cwd=tmp_path, env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.2"})
+    deadline = time.monotonic() + 120
+    while not list(sweep_dir.glob("0/output/v*/logging.jsonl")):
+        assert first.poll() is None and time.monotonic() < deadline, first.stdout.read().decode()
+        time.sleep(0.1)
+    first.kill()
+    first.wait()
+    assert (sweep_dir / LOCK_NAME).is_file()
+    time.sleep(1)  # the stand-in's supervisor stops it
+    done = subprocess.run([*argv, "resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert not (sweep_dir / LOCK_NAME).exists()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive, children_of, commands_with, standin_sweep_argv, start_interruptible
+from conftest import commands_with, standin_sweep_argv, start_interruptible
 
 from swiftops.leases import Lease, gpu_lease, thread_share
 from swiftops.record import find_records, read_record
@@ -262,34 +262,3 @@ def test_a_stop_of_the_launching_process_reaches_every_worker(tmp_path, fake_swi
     assert [r.error for r in found[2:]] == ["not started: the sweep was interrupted (SIGTERM)"] * 2
     assert (sweep_dir / "summary.csv").is_file() and list((tmp_path / "reports").glob("*.html"))
     assert commands_with(str(fake_swift)) == []
-
-
-@pytest.mark.sweep
-def test_workers_end_with_a_launcher_killed_with_sigkill(tmp_path, fake_swift, stand_in_files):
-    """kill -9 of the launching process alone: its workers stop their swifts and end within 10 s
-    (nobody would write the table, and on GPUs they would hold the cards), and the jobs that ran
-    are recorded interrupted, so resume=true continues them."""
-    sweep_dir = tmp_path / "sweep"
-    proc = start_interruptible(
-        standin_sweep_argv(
-            tmp_path, fake_swift, stand_in_files, "hydra/launcher=parallel", "jobs=2", "lr=1e-3,5e-4,2e-4"
-        ),
-        cwd=tmp_path,
-        env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.3"},
-    )
-    deadline = time.monotonic() + 120
-    while len(list(sweep_dir.glob("*/output/v*/logging.jsonl"))) < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
-        time.sleep(0.1)
-    workers = children_of(proc.pid, "LokyProcess")
-    assert len(workers) == 2, commands_with("loky")
-    proc.kill()
-    proc.wait()
-    left_by = time.monotonic() + 10
-    while (alive(workers) or commands_with(str(fake_swift))) and time.monotonic() < left_by:
-        time.sleep(0.1)
-    assert commands_with(str(fake_swift)) == []
-    assert alive(workers) == []
-    ran = records(tmp_path)  # the third job was never handed out
-    assert [r.status for r in ran] == ["interrupted", "interrupted"]
-    assert all("the process that launched the sweep" in r.error.splitlines()[0] for r in ran)
