@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,15 @@ def process_holding(folder: Path) -> subprocess.Popen:
     )
     assert proc.stdout.readline() == "held\n"
     return proc
+
+
+def wait_until_logging(proc: subprocess.Popen, sweep_dir: Path, jobs: int, timeout: float = 120) -> None:
+    """Wait until `jobs` jobs of the sweep in sweep_dir have swift logging steps, while proc (the
+    sweep, started with start_interruptible) still runs; fail with its output otherwise."""
+    deadline = time.monotonic() + timeout
+    while len(list(sweep_dir.glob("*/output/v*/logging.jsonl"))) < jobs:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
+        time.sleep(0.1)
 
 
 def children_of(pid: int, marker: str) -> list[int]:

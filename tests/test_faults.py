@@ -32,6 +32,7 @@ from conftest import (
     run_sweep,
     standin_sweep_argv,
     start_interruptible,
+    wait_until_logging,
     write_fake_swift,
 )
 from omegaconf import OmegaConf
@@ -593,10 +594,7 @@ def test_workers_end_with_a_launcher_killed_with_sigkill(tmp_path, fake_swift, s
         cwd=tmp_path,
         env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.3"},
     )
-    deadline = time.monotonic() + 120
-    while len(list(sweep_dir.glob("*/output/v*/logging.jsonl"))) < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
-        time.sleep(0.1)
+    wait_until_logging(proc, sweep_dir, 2)
     workers = children_of(proc.pid, "LokyProcess")
     assert len(workers) == 2, commands_with("loky")
     proc.kill()
@@ -626,10 +624,7 @@ def test_a_second_sweep_into_a_folder_in_use_exits_2_before_any_job(
     argv = standin_sweep_argv(tmp_path, fake_swift, stand_in_files, "lr=1e-3,5e-4")
     first = start_interruptible(argv, cwd=tmp_path, env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.2"})
     try:
-        deadline = time.monotonic() + 120
-        while not list(sweep_dir.glob("0/output/v*/logging.jsonl")):
-            assert first.poll() is None and time.monotonic() < deadline, first.stdout.read().decode()
-            time.sleep(0.1)
+        wait_until_logging(first, sweep_dir, 1)
         started = time.monotonic()
         done = subprocess.run([*argv, *second], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stderr
@@ -676,10 +671,7 @@ def test_a_sweep_killed_with_sigkill_leaves_a_lock_the_next_one_takes(tmp_path, 
     sweep_dir = tmp_path / "sweep"
     argv = standin_sweep_argv(tmp_path, fake_swift, stand_in_files, "lr=1e-3")
     first = start_interruptible(argv, cwd=tmp_path, env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.2"})
-    deadline = time.monotonic() + 120
-    while not list(sweep_dir.glob("0/output/v*/logging.jsonl")):
-        assert first.poll() is None and time.monotonic() < deadline, first.stdout.read().decode()
-        time.sleep(0.1)
+    wait_until_logging(first, sweep_dir, 1)
     first.kill()
     first.wait()
     assert (sweep_dir / LOCK_NAME).is_file()

@@ -11,11 +11,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import commands_with, standin_sweep_argv, start_interruptible
+from conftest import commands_with, standin_sweep_argv, start_interruptible, wait_until_logging
 
 from swiftops.leases import Lease, gpu_lease, thread_share
 from swiftops.record import find_records, read_record
@@ -246,10 +245,7 @@ def test_a_stop_of_the_launching_process_reaches_every_worker(tmp_path, fake_swi
         cwd=tmp_path,
         env={**os.environ, "FAKE_SWIFT_STEP_SECONDS": "0.3"},
     )
-    deadline = time.monotonic() + 120
-    while len(list(sweep_dir.glob("*/output/v*/logging.jsonl"))) < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
-        time.sleep(0.1)
+    wait_until_logging(proc, sweep_dir, 2)
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=120)[0].decode()
     assert proc.returncode == 128 + signal.SIGTERM, out
