@@ -300,8 +300,8 @@ def raise_sweep_stop(name: str) -> None:
 
 # A local worker (hydra/launcher=parallel) must not outlive the process that launched its sweep: a
 # launcher killed with kill -9 writes no table and no report, and its workers would go on holding
-# the GPUs. The launcher's host and pid reach its workers in this variable; a SLURM task runs on
-# another host, under the scheduler, which decides how long it lives.
+# the GPUs. The launcher's host and pid reach its workers in this variable. A SLURM task is left to
+# the scheduler, which decides how long it lives (scancel stops it), even on the launcher's host.
 LAUNCHER_ENV = "SWIFTOPS_LAUNCHER"
 _followed_launcher: int | None = None
 _launcher_gone = False
@@ -316,7 +316,7 @@ def follow_launcher() -> None:
     host, _, pid = os.environ.get(LAUNCHER_ENV, "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit() or int(pid) in (os.getpid(), _followed_launcher):
         return
-    if not hasattr(os, "pidfd_open"):
+    if not hasattr(os, "pidfd_open") or in_slurm_task():  # the scheduler decides how long a task lives
         return
     try:
         pidfd = os.pidfd_open(int(pid))
