@@ -3,6 +3,7 @@ instead of after an hour of training the first value."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 from pathlib import Path
@@ -107,6 +108,7 @@ def job_overrides(overrides: list[str]) -> list[str]:
 def check_resume(config: DictConfig) -> list[str]:
     """resume=true: refuse (exit 2) when a job of the sweep folder was run with another config,
     naming the keys that changed; else one line per job saying what will be done with it."""
+    from swiftops.configs import with_dataset_lists
     from swiftops.record import read_record
     from swiftops.resume import config_changes, decide
     from swiftops.runfolder import last_resumable_checkpoint
@@ -123,7 +125,9 @@ def check_resume(config: DictConfig) -> list[str]:
         if earlier is not None:
             shown = job_overrides(overrides)
             if earlier.config is not None:
-                changes = config_changes(earlier.config, plain)
+                # read as it is read today: a record from before a bare dataset path became a list
+                # would otherwise read as a changed config
+                changes = config_changes(with_dataset_lists(copy.deepcopy(earlier.config)), plain)
             else:  # a record from before configs were recorded: its overrides are all there is
                 before = job_overrides(earlier.overrides)
                 changes = [] if before == shown else [f"overrides: {before} -> {shown}"]

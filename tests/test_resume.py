@@ -181,3 +181,17 @@ def test_records_from_before_configs_were_kept_are_matched_by_their_overrides(
     assert "job 0: kept (completed, config unchanged" in done.stdout
     changed = resume(tmp_path, fake_swift, stand_in_files, "lora_rank=4")
     assert changed.returncode == 2 and "overrides: [" in changed.stderr and "'lora_rank=4'" in changed.stderr
+
+
+@pytest.mark.sweep
+def test_records_with_a_bare_dataset_path_are_the_config_of_today(tmp_path, fake_swift, stand_in_files):
+    """A record written when data.dataset=PATH (no brackets) stayed a string reads as the one-item list
+    it is today, not as a changed config."""
+    interrupted_sweep(tmp_path, fake_swift, stand_in_files)
+    for path in (tmp_path / "sweep").glob("*/run.json"):
+        data = json.loads(path.read_text())
+        data["config"]["data"]["dataset"] = data["config"]["data"]["dataset"][0]  # as an earlier swiftops
+        path.write_text(json.dumps(data))
+    done = resume(tmp_path, fake_swift, stand_in_files)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "job 0: kept (completed, config unchanged" in done.stdout
