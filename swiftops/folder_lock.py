@@ -4,7 +4,8 @@ file in its folder until it ends, and a second launch into that folder is refuse
 The lock is flock(2) on `.swiftops-lock`, whose text says who holds it (pid, host, since when, the
 command). The kernel drops a process's locks when it ends, however it ends, so a holder that was
 killed leaves a file that the next launch simply takes over. flock works across the hosts of an
-NFS mount too, so a sweep launched on another login node is seen.
+NFS mount too, so a sweep launched on another login node is seen. (filelock, which the GPU leases
+use, manages its lock file's contents itself: the holder's text could not live in it.)
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class FolderLock:
                 self.path.unlink()
         os.close(self.fd)  # closing drops the flock
         self.fd = None
+        atexit.unregister(self.release)
 
 
 def this_holder() -> Holder:
@@ -113,17 +115,23 @@ def _try_flock(path: Path, *, create: bool = True) -> int | None:
         os.close(fd)  # the holder released (unlinked) it between our open and our flock: again
 
 
+def live_holder(path: Path) -> Holder | None:
+    """Who holds the lock file at path; None when nobody does (no such file, or its holder died)."""
+    fd = _try_flock(path, create=False)
+    if fd is not None:
+        os.close(fd)
+        return None
+    return read_holder(path) if path.is_file() else None
+
+
 def hold_folder(folder: Path) -> FolderLock:
     """Hold folder (made if missing) for this process, until release() or the process ends.
     Raises FolderInUse naming the live holder of folder, or of a folder above it (a sweep's)."""
     folder = Path(folder).resolve()
     for above in folder.parents:
-        if (above / LOCK_NAME).is_file():
-            probe = _try_flock(above / LOCK_NAME, create=False)
-            if probe is not None:
-                os.close(probe)  # a dead holder's file: nobody there
-            elif (above / LOCK_NAME).is_file():
-                raise FolderInUse(above, read_holder(above / LOCK_NAME))
+        holder = live_holder(above / LOCK_NAME)
+        if holder is not None:
+            raise FolderInUse(above, holder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     fd = _try_flock(path)

@@ -47,14 +47,14 @@ GROUP_POLL_SECONDS = 0.05
 STOPPED_BY_WATCHDOG = "watchdog"  # Outcome.stopped_by and run.json's stopped_by
 # Ctrl-C, a scheduler's or `kill`'s stop, a closed terminal or ssh session (no SIGHUP on Windows)
 STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+LAUNCHER_GONE = "launcher-gone"  # StopRequests.first in a worker whose sweep's launching process died
 STOP_CAUSES = {
     "SIGINT": "Ctrl-C (SIGINT)",
     "SIGTERM": "SIGTERM (a scheduler's or kill's stop)",
     "SIGHUP": "SIGHUP (the terminal or ssh session closed)",
     "SIGUSR2": "SLURM's warning that the task's time limit is near (SIGUSR2)",
-    "launcher-gone": "the end of the process that launched the sweep (kill -9, or the OOM killer)",
+    LAUNCHER_GONE: "the end of the process that launched the sweep (kill -9, or the OOM killer)",
 }
-LAUNCHER_GONE = "launcher-gone"  # StopRequests.first in a worker whose sweep's launching process died
 # submitit asks SLURM for SIGUSR2 shortly before a task's time limit (hydra.launcher.signal_delay_s):
 # in a SLURM task it is a stop too, so swift is stopped cleanly and the job recorded, resumable,
 # before SLURM kills the task (submitit's own handler would raise out of the job instead)
