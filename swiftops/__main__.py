@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from swiftops.callbacks import remove_unused_folder
 from swiftops.configs import job_config, register
+from swiftops.installed_swift import find_swift
 from swiftops.leases import job_lease
 from swiftops.overrides import check_command_line
 from swiftops.paths import conf_dir
@@ -30,7 +31,7 @@ from swiftops.runner import (
     stop_handling,
     stop_requested,
 )
-from swiftops.validate import ConfigError, find_swift, refuse
+from swiftops.validate import ConfigError, refuse
 
 log = logging.getLogger("swiftops")
 

@@ -1,5 +1,5 @@
-"""Config -> `swift` argv. Pure functions: no files, no processes, no imports of swift (the one
-exception, installed_swift_version, asks swiftops.swift_args).
+"""Config -> `swift` argv. Pure functions: no files, no processes, no imports of swift. What the
+installed swift is (its version, its flag names) is swiftops.installed_swift's, asked by the caller.
 
 Config keys are named as the flags of ms-swift 4 (`tuner_type`, `learning_rate`, ...); the one
 place that adapts them to an older installed ms-swift is `RENAMED_IN_3X` below.
@@ -7,12 +7,12 @@ place that adapts them to an older installed ms-swift is `RENAMED_IN_3X` below.
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
 import json
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swiftops.installed_swift import Version
 
 # ms-swift 4.0 renamed these flags; the config uses the new names and 3.x gets the old ones.
 RENAMED_IN_3X = {"tuner_type": "train_type"}
@@ -22,40 +22,6 @@ DATA_KEYS_NOT_FLAGS = frozenset({"test_dataset"})
 
 # the first ms-swift with --early_stop_interval (swift/llm/train/sft.py adds its EarlyStopCallback)
 EARLY_STOP_SINCE = (3, 8)
-
-Version = tuple[int, ...]
-
-
-def installed_swift_version(swift_bin: str | None = None) -> Version | None:
-    """The ms-swift version of the swift that will run (swift_bin as the config's `swift_bin`:
-    None = the one beside this Python, else on PATH), as its own Python reports it (cached, see
-    swiftops.swift_args); where that swift can't tell, the ms-swift of this Python."""
-    from swiftops.swift_args import swift_args_for
-
-    answer = swift_args_for(swift_bin)
-    if answer is not None and answer.version:
-        return answer.parsed_version
-    return own_swift_version()
-
-
-@functools.cache
-def own_swift_version() -> Version | None:
-    """The ms-swift installed beside the orchestrator, from package metadata (no import of swift)."""
-    try:
-        return parse_version(importlib.metadata.version("ms-swift"))
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def parse_version(text: str) -> Version:
-    """'4.6.0' -> (4, 6, 0); a pre-release tail ('4.1.0rc1') is dropped."""
-    parts = []
-    for piece in text.split(".")[:3]:
-        digits = re.match(r"\d+", piece)
-        if not digits:
-            break
-        parts.append(int(digits.group()))
-    return tuple(parts)
 
 
 def flag_name(key: str, version: Version | None) -> str:
@@ -144,16 +110,6 @@ def early_stop_flags(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """early_stop=true -> ms-swift's own early stop: training ends after early_stop_patience saves
     (one per eval, as save_steps = eval_steps) without a new lowest eval loss. Same flag in 3.8+ and 4.x."""
     return {"early_stop_interval": cfg.get("early_stop_patience")} if cfg.get("early_stop") is True else {}
-
-
-def early_stop_in(argv: Sequence[str]) -> bool:
-    """Whether a `swift sft` command turns ms-swift's early stop on (--early_stop_interval N, N >= 1),
-    however it got there (early_stop=true or +args.early_stop_interval=N)."""
-    if "--early_stop_interval" not in argv:
-        return False
-    i = list(argv).index("--early_stop_interval")
-    value = argv[i + 1] if i + 1 < len(argv) else ""
-    return value.isdigit() and int(value) >= 1
 
 
 def sft_flags(cfg: Mapping[str, Any], output_dir: str) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swiftops.command import build_sft_argv, installed_swift_version, run_params, swift_env
+from swiftops.command import build_sft_argv, run_params, swift_env
+from swiftops.installed_swift import installed_swift_version
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, write_record
 from swiftops.runfolder import last_resumable_checkpoint, newest_run_dir
 from swiftops.runner import (

@@ -224,7 +224,7 @@ def added_flag_problems(added: Iterable[Any], cfg: Any) -> list[str]:
     flags = [(o, f) for o, f in flags if f and o.key_or_group not in own]
     if not flags or OmegaConf.select(cfg, "args.ignore_args_error") in (True, "true"):
         return []
-    from swiftops.swift_args import swift_args_for
+    from swiftops.installed_swift import swift_args_for
     from swiftops.validate import flag_problem
 
     answer = swift_args_for(OmegaConf.select(cfg, "swift_bin"))

@@ -9,10 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from swiftops.command import installed_swift_version
-from swiftops.swift_args import swift_args_for
+from swiftops.installed_swift import SWIFT_MISSING, installed_swift_version, swift_args_for
 from swiftops.validate import (
-    SWIFT_MISSING,
     looks_like_local_path,
     strip_sampling,
     validate_config,

@@ -56,6 +56,17 @@ class RunRecord:
     resume: dict[str, Any] | None = None  # resume=true: what was done with the job (kept, re-run, resumed)
     config: dict[str, Any] | None = None  # the job's resolved config as asked (resume=true compares it)
 
+    @property
+    def early_stop_on(self) -> bool:
+        """Whether its `swift sft` command turned ms-swift's early stop on (--early_stop_interval N,
+        N >= 1), however it got there (early_stop=true or +args.early_stop_interval=N)."""
+        argv = list(self.argv)
+        if "--early_stop_interval" not in argv:
+            return False
+        i = argv.index("--early_stop_interval")
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        return value.isdigit() and int(value) >= 1
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from swiftops.command import build_export_argv, build_infer_argv, installed_swift_version, swift_env
+from swiftops.command import build_export_argv, build_infer_argv, swift_env
+from swiftops.installed_swift import installed_swift_version
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RunRecord, read_record
 from swiftops.runfolder import (
     CHECKPOINT_NAME,

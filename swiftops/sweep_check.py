@@ -12,7 +12,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from swiftops.configs import job_config
-from swiftops.validate import ConfigError, find_swift, refuse
+from swiftops.installed_swift import find_swift
+from swiftops.validate import ConfigError, refuse
 
 log = logging.getLogger("swiftops")
 MAX_CHECKED_COMBINATIONS = 2000

@@ -8,13 +8,13 @@ import functools
 import math
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from swiftops.command import EARLY_STOP_SINCE, SHORT_KEYS, Version, flag_name, is_list, sft_flags
+from swiftops.command import EARLY_STOP_SINCE, SHORT_KEYS, flag_name, is_list, sft_flags
+from swiftops.installed_swift import Version
 
 STAGES = ("sft", "infer", "export")
 CHECKPOINT_CHOICES = ("best", "last")
@@ -150,7 +150,7 @@ def unknown_flag_problems(
     cfg: Mapping[str, Any], known: Mapping[str, Collection[str]], version: Version | None = None
 ) -> list[str]:
     """The pass-through flags (args, infer.args, export.args) the swift that will run does not have.
-    known: its flag names per command (swiftops.swift_args); a command without names is not checked,
+    known: its flag names per command (swiftops.installed_swift); a command without names is not checked,
     nor one told to ignore them (+args.ignore_args_error=true makes swift only warn)."""
     problems = []
     for path, command in PASS_THROUGH:
@@ -393,20 +393,3 @@ def early_stop_problems(cfg: Mapping[str, Any], swift_version: Version | None) -
             "(e.g. 0.1) or data.val_dataset"
         )
     return problems
-
-
-def find_swift(swift_bin: str | None) -> str | None:
-    """The swift executable: the given one, else the one installed beside this Python
-    (a venv that isn't activated), else `swift` on PATH."""
-    if swift_bin:
-        return shutil.which(swift_bin)
-    beside = Path(sys.executable).parent / "swift"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("swift")
-
-
-SWIFT_MISSING = (
-    "swift (ms-swift) is not installed: `pip install torch==2.13.0` first (CPU wheel), "
-    "then `pip install ms-swift`, or set swift_bin=/path/to/swift"
-)

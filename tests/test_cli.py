@@ -65,7 +65,7 @@ def test_an_unknown_key_is_refused_with_or_without_plus_before_any_job(tmp_path,
 
 
 def test_swift_flag_sections_stay_open(tmp_path):
-    # their keys are swift's: checked against the swift that will run (tests/test_swift_args.py)
+    # their keys are swift's: checked against the swift that will run (tests/test_installed_swift.py)
     done = swiftops(
         "+args.lora_dropout=0.1",
         "+train.weight_decay=0.01",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from swiftops.command import (
     build_export_argv,
     build_infer_argv,
@@ -11,7 +9,6 @@ from swiftops.command import (
     flag_name,
     flags_to_argv,
     format_value,
-    parse_version,
     run_params,
 )
 
@@ -184,13 +181,6 @@ def test_null_leaves_a_flag_out_and_val_dataset_drops_the_ratio(composed):
     assert "split_dataset_ratio" not in flags
 
 
-@pytest.mark.parametrize(
-    ("text", "version"), [("4.6.0", (4, 6, 0)), ("3.12.6", (3, 12, 6)), ("4.1.0rc1", (4, 1, 0)), ("5", (5,))]
-)
-def test_parse_version(text, version):
-    assert parse_version(text) == version
-
-
 def test_flag_renames_follow_the_version():
     assert flag_name("tuner_type", (4, 0, 0)) == "tuner_type"
     assert flag_name("tuner_type", (3, 12, 6)) == "train_type"
@@ -303,19 +293,3 @@ def test_infer_and_export_pass_through_dicts_as_json(composed):
     assert infer[infer.index("--generation_config") + 1] == '{"top_k":1}'
     export = build_export_argv(adapters="a", output_dir="o", extra={"quant_kwargs": {"bits": 4}})
     assert export[export.index("--quant_kwargs") + 1] == '{"bits":4}'
-
-
-def test_the_flag_names_version_comes_from_the_swift_that_will_run(monkeypatch):
-    from swiftops import command, swift_args
-    from swiftops.swift_args import SwiftArgs
-
-    asked = []
-
-    def answer(swift_bin):
-        asked.append(swift_bin)
-        return SwiftArgs("/py", "3.12.6", {})
-
-    monkeypatch.setattr(swift_args, "swift_args_for", answer)
-    assert command.installed_swift_version("/env3/bin/swift") == (3, 12, 6) and asked == ["/env3/bin/swift"]
-    monkeypatch.setattr(swift_args, "swift_args_for", lambda swift_bin: SwiftArgs("/py", error="broken"))
-    assert command.installed_swift_version() == command.own_swift_version()  # the old answer, as a fallback

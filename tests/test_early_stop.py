@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from helpers_events import decay, steps_of
 
-from swiftops.command import early_stop_in
 from swiftops.curves import Curves, series_from_points
 from swiftops.diagnosis import diagnose
+from swiftops.record import RunRecord
 
 
-def test_early_stop_is_read_from_the_command_line():
-    assert early_stop_in(["swift", "sft", "--early_stop_interval", "3", "--seed", "1"])
-    assert not early_stop_in(["swift", "sft", "--early_stop_interval", "0"])
-    assert not early_stop_in(["swift", "sft", "--seed", "1"])
-    assert not early_stop_in(["swift", "sft", "--early_stop_interval"])
+def early_stop_on(*flags: str) -> bool:
+    return RunRecord(status="completed", job_dir="/j", argv=["swift", "sft", *flags]).early_stop_on
+
+
+def test_early_stop_is_read_from_the_recorded_command_line():
+    assert early_stop_on("--early_stop_interval", "3", "--seed", "1")
+    assert not early_stop_on("--early_stop_interval", "0")
+    assert not early_stop_on("--seed", "1")
+    assert not early_stop_on("--early_stop_interval")
 
 
 def ended_early() -> Curves:

@@ -1,9 +1,13 @@
-"""The orchestrator's start-up path stays light: no torch, ms-swift, transformers or matplotlib."""
+"""The package's imports: no circle among its modules, and the orchestrator's start-up path stays
+light (no torch, ms-swift, transformers or matplotlib)."""
 
 from __future__ import annotations
 
+import graphlib
 import subprocess
 import sys
+
+import grimp
 
 HEAVY = ("torch", "swift", "transformers", "matplotlib", "tensorboard", "pandas")
 
@@ -23,3 +27,14 @@ def test_orchestrator_imports_no_heavy_modules():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == ""
+
+
+def test_no_module_of_the_package_imports_itself_in_a_circle():
+    # every import counts, inside functions too (a late import hides a circle, it doesn't break
+    # it); only those under `if TYPE_CHECKING:` don't, as they never run
+    graph = grimp.build_graph("swiftops", exclude_type_checking_imports=True, cache_dir=None)
+    imports = {module: graph.find_modules_directly_imported_by(module) for module in graph.modules}
+    try:
+        graphlib.TopologicalSorter(imports).prepare()
+    except graphlib.CycleError as circle:
+        raise AssertionError(f"an import circle: {' -> '.join(circle.args[1])}") from None

@@ -14,10 +14,10 @@ import pytest
 from conftest import compose_config
 
 from swiftops.configs import job_config
+from swiftops.installed_swift import find_swift
 from swiftops.job import run_stages
 from swiftops.record import read_record
 from swiftops.stages import choose_checkpoint, load_run, resolve_checkpoint
-from swiftops.validate import find_swift
 
 pytestmark = pytest.mark.integration
 

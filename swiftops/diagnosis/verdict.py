@@ -165,8 +165,6 @@ def diagnose_recorded(
     the run the job launched (run_dir, when given, must be that one, not an older vN beside it); a
     run the watchdog stopped exited from the stop, and its curves say why. None for a run with no
     evidence yet (no_evidence)."""
-    from swiftops.command import early_stop_in
-
     if record is None:
         return diagnose(curves, settings)
     if no_evidence(curves, record):
@@ -180,7 +178,7 @@ def diagnose_recorded(
         settings,
         exit_code=exit_code,
         params=record.params,
-        early_stopped=early_stop_in(record.argv) and exit_code == 0,
+        early_stopped=record.early_stop_on and exit_code == 0,
         interrupted=interrupted,
     )
 

@@ -1,4 +1,5 @@
-"""The flag names and the ms-swift version of the swift that will run, read in ITS Python.
+"""The swift that will run: where it is (find_swift), its ms-swift version and its flag names
+(swift_args_for), read in ITS Python. The one swiftops module that asks the installed swift.
 
 The orchestrator never imports swift (8 s, 500 MB): one subprocess in the interpreter of the
 `swift` console script imports ms-swift's argument dataclasses for sft, infer and export and
@@ -10,7 +11,9 @@ against stale names. A swift that can't answer (broken install) costs a warning,
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -23,10 +26,58 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swiftops.command import Version, parse_version
 from swiftops.paths import cache_dir
 
 log = logging.getLogger("swiftops")
+
+Version = tuple[int, ...]  # (4, 6, 0)
+
+
+def installed_swift_version(swift_bin: str | None = None) -> Version | None:
+    """The ms-swift version of the swift that will run (swift_bin as the config's `swift_bin`:
+    None = the one beside this Python, else on PATH), as its own Python reports it (cached, see
+    swift_args_for); where that swift can't tell, the ms-swift of this Python."""
+    answer = swift_args_for(swift_bin)
+    if answer is not None and answer.version:
+        return answer.parsed_version
+    return own_swift_version()
+
+
+@functools.cache
+def own_swift_version() -> Version | None:
+    """The ms-swift installed beside the orchestrator, from package metadata (no import of swift)."""
+    try:
+        return parse_version(importlib.metadata.version("ms-swift"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def parse_version(text: str) -> Version:
+    """'4.6.0' -> (4, 6, 0); a pre-release tail ('4.1.0rc1') is dropped."""
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = re.match(r"\d+", piece)
+        if not digits:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts)
+
+
+def find_swift(swift_bin: str | None) -> str | None:
+    """The swift executable: the given one, else the one installed beside this Python
+    (a venv that isn't activated), else `swift` on PATH."""
+    if swift_bin:
+        return shutil.which(swift_bin)
+    beside = Path(sys.executable).parent / "swift"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("swift")
+
+
+SWIFT_MISSING = (
+    "swift (ms-swift) is not installed: `pip install torch==2.13.0` first (CPU wheel), "
+    "then `pip install ms-swift`, or set swift_bin=/path/to/swift"
+)
 
 COMMANDS = ("sft", "infer", "export")
 CACHE_FORMAT = 1
@@ -284,8 +335,6 @@ _answers: dict[str, SwiftArgs] = {}
 def swift_args_for(swift_bin: str | None) -> SwiftArgs | None:
     """The answer of the swift a job with this swift_bin runs (None: no swift found). Memoized
     per interpreter, so a sweep's many checks read the cache once; a failure is warned about once."""
-    from swiftops.validate import find_swift
-
     swift_path = find_swift(swift_bin)
     if not swift_path:
         return None

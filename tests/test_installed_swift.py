@@ -1,5 +1,5 @@
-"""The flags of the swift that will run: read in its own Python, cached, never stale; without
-swift (a fake interpreter prints the answer), and once against the real ms-swift."""
+"""The swift that will run: where it is, its version and its flags, read in its own Python, cached,
+never stale; without swift (a fake interpreter prints the answer), and once against the real ms-swift."""
 
 from __future__ import annotations
 
@@ -15,20 +15,23 @@ from pathlib import Path
 import pytest
 from conftest import run_sweep
 
-from swiftops import swift_args
-from swiftops.command import installed_swift_version
-from swiftops.prepare import check_job
-from swiftops.swift_args import (
+from swiftops import installed_swift
+from swiftops.installed_swift import (
     MARKER,
     SwiftArgs,
     cache_path,
+    find_swift,
+    installed_swift_version,
     interpreter_of,
     load_swift_args,
     metadata_version,
+    own_swift_version,
     parse_probe_output,
     parse_shebang,
+    parse_version,
     swift_args_for,
 )
+from swiftops.prepare import check_job
 
 SFT = ["model", "learning_rate", "learning-rate", "lora_rank", "lora_dropout", "use_hf", "no_use_hf"]
 INFER = ["adapters", "max_batch_size", "max_new_tokens", "temperature", "result_path"]
@@ -82,9 +85,9 @@ class FakeSwift:
 def cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("SWIFTOPS_CACHE", str(folder))
-    swift_args.forget()
+    installed_swift.forget()
     yield folder
-    swift_args.forget()
+    installed_swift.forget()
 
 
 @pytest.fixture
@@ -208,7 +211,7 @@ def test_the_probe_reads_the_flags_where_each_ms_swift_line_keeps_them(tmp_path,
         tmp_path / "bin" / "python3",
         f"#!/bin/sh\nPYTHONPATH='{tmp_path / 'site'}' exec '{sys.executable}' \"$@\"\n",
     )
-    answer = swift_args.run_probe(str(python))
+    answer = installed_swift.run_probe(str(python))
     assert answer.error is None, (sft_class, answer.error)
     assert {"learning_rate", "lora_rank"} <= answer.names["sft"] and "adapters" in answer.names["infer"]
     assert "merge_lora" in answer.names["export"]
@@ -224,9 +227,7 @@ def test_the_version_that_picks_flag_names_is_the_running_swifts(cache, fake, mo
     fake.install("3.12.6")
     assert installed_swift_version(str(fake.swift)) == (3, 12, 6)
     # no swift at all: the old answer, the ms-swift beside the orchestrator
-    monkeypatch.setattr(swift_args, "swift_args_for", lambda swift_bin: None)
-    from swiftops.command import own_swift_version
-
+    monkeypatch.setattr(installed_swift, "swift_args_for", lambda swift_bin: None)
     assert installed_swift_version("nope") == own_swift_version()
 
 
@@ -239,7 +240,7 @@ def test_check_job_refuses_unknown_flags_of_the_swift_that_will_run(cache, fake,
     ]
     # a 3.x swift gets --train_type for tuner_type: the pass-through is checked under that name
     fake.install("3.12.6", sft=[*SFT, "train_type"])
-    swift_args.forget()
+    installed_swift.forget()
     assert check_job(composed([f"swift_bin={fake.swift}", "+args.tuner_type=full"]), swift_found=True) == []
 
 
@@ -250,8 +251,6 @@ def test_a_broken_swift_skips_the_name_check_but_not_the_run(cache, fake, compos
 
 @pytest.mark.integration
 def test_real_swift_refuses_a_typo_at_once_and_the_cli_exits_2_before_swift_starts(tmp_path, monkeypatch):
-    from swiftops.validate import find_swift
-
     swift_bin = find_swift(None)
     if not swift_bin:
         pytest.skip("ms-swift is not installed")
@@ -325,3 +324,23 @@ def test_keys_added_to_swift_flag_sections_are_checked_on_the_command_line(cache
     assert problems("+runtime.flags.lora_drop=0.1") == []  # a unique prefix, as argparse takes it
     assert problems("+train.lora_dropuot=0.1", "+args.ignore_args_error=true") == []
     assert problems("+data.test_dataset=x.jsonl") != []  # swiftops' own key: there already, not a flag
+
+
+@pytest.mark.parametrize(
+    ("text", "version"), [("4.6.0", (4, 6, 0)), ("3.12.6", (3, 12, 6)), ("4.1.0rc1", (4, 1, 0)), ("5", (5,))]
+)
+def test_parse_version(text, version):
+    assert parse_version(text) == version
+
+
+def test_the_version_is_asked_of_the_swift_that_will_run_with_ours_as_the_fallback(monkeypatch):
+    asked = []
+
+    def answer(swift_bin):
+        asked.append(swift_bin)
+        return SwiftArgs("/py", "3.12.6", {})
+
+    monkeypatch.setattr(installed_swift, "swift_args_for", answer)
+    assert installed_swift_version("/env3/bin/swift") == (3, 12, 6) and asked == ["/env3/bin/swift"]
+    monkeypatch.setattr(installed_swift, "swift_args_for", lambda swift_bin: SwiftArgs("/py", error="broken"))
+    assert installed_swift_version() == own_swift_version()  # the old answer, as a fallback
