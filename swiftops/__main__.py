@@ -15,13 +15,24 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from swiftops.callbacks import remove_unused_folder
+from swiftops.autotune import LINEAGE_KEYS, is_lineage
+from swiftops.callbacks import in_sweep, remove_unused_folder
 from swiftops.configs import job_config, register
 from swiftops.installed_swift import find_swift
+from swiftops.job import (
+    JobContext,
+    earlier_decision,
+    job_env_changes,
+    new_record,
+    planned_commands,
+    run_job,
+    skipped_record,
+)
 from swiftops.leases import job_lease
 from swiftops.overrides import check_command_line
 from swiftops.paths import conf_dir
-from swiftops.record import FAILED, INTERRUPTED
+from swiftops.prepare import check_job, prepare_job
+from swiftops.record import FAILED, INTERRUPTED, write_record
 from swiftops.resume import KEEP
 from swiftops.runner import (
     follow_launcher,
@@ -31,6 +42,8 @@ from swiftops.runner import (
     stop_handling,
     stop_requested,
 )
+from swiftops.stages import CheckpointError
+from swiftops.summary import why_line
 from swiftops.validate import ConfigError, refuse
 
 log = logging.getLogger("swiftops")
@@ -43,10 +56,6 @@ _single_why: str | None = None
 
 
 def context_from_hydra(swift_bin: str, plain: dict, autotune: dict | None = None):
-    from swiftops.autotune import LINEAGE_KEYS, is_lineage
-    from swiftops.callbacks import in_sweep
-    from swiftops.job import JobContext
-
     hc = HydraConfig.get()
     multirun = in_sweep(hc)
     autotune = autotune or {}
@@ -103,10 +112,6 @@ def quiet_terminal() -> None:
 def run_checked(plain: dict, ctx, swift_found: bool):
     """The job's record (None for dry_run): refused when its config can't run, skipped after a
     stop, kept or resumed under resume=true, else run, holding its GPU lease throughout."""
-    from swiftops.job import earlier_decision, run_job, skipped_record
-    from swiftops.prepare import check_job, prepare_job
-    from swiftops.stages import CheckpointError
-
     problems = check_job(plain, swift_found=swift_found)
     if problems:
         error = ConfigError(problems)
@@ -151,8 +156,6 @@ def run_checked(plain: dict, ctx, swift_found: bool):
 
 def failure_sentence(record) -> str | None:
     """A failed single run's last word: swift's own error line and where the whole log is."""
-    from swiftops.summary import why_line
-
     why = why_line(record) if record.status == FAILED else None
     if why is None:
         return None
@@ -162,8 +165,6 @@ def failure_sentence(record) -> str | None:
 
 def print_commands(plain: dict, ctx) -> None:
     """dry_run=true: the command of each stage of the job, runnable as printed."""
-    from swiftops.job import job_env_changes, planned_commands
-
     env = "".join(f"{k}={shlex.quote(v)} " for k, v in job_env_changes(plain).items())
     lines = [f"# {ctx.label}: {' '.join(ctx.overrides) or '(defaults)'}"]
     lines += [env + shlex.join(argv) for argv in planned_commands(plain, ctx)]
@@ -172,9 +173,6 @@ def print_commands(plain: dict, ctx) -> None:
 
 def record_failure(plain: dict, ctx, error: str):
     """run.json for a job that could not launch swift at all; returns the record."""
-    from swiftops.job import new_record
-    from swiftops.record import write_record
-
     record = replace(new_record(plain, ctx), status=FAILED, error=error)
     try:
         write_record(record)
@@ -185,8 +183,6 @@ def record_failure(plain: dict, ctx, error: str):
 
 def keep(earlier, decision):
     """resume=true on a completed job: its record as it was, with the decision noted."""
-    from swiftops.record import write_record
-
     kept = replace(earlier, resume=decision.to_dict())
     write_record(kept)
     return kept

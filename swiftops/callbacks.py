@@ -16,7 +16,22 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from swiftops.folder_lock import LOCK_NAME
+from swiftops.folder_lock import LOCK_NAME, FolderInUse, hold_folder
+from swiftops.record import (
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    RunRecord,
+    find_records,
+    read_record,
+    unreadable_record,
+    write_record,
+)
+from swiftops.runner import share_sweep_stops
+from swiftops.summary import markdown_table, summary_csv, summary_rows
+from swiftops.sweep_check import check_launcher, check_resume, check_sweep, sweep_size
+from swiftops.sweep_progress import SweepProgress
+from swiftops.validate import ConfigError, refuse
 
 log = logging.getLogger("swiftops")
 
@@ -36,9 +51,6 @@ class SweepSummary(Callback):
         self.folder_lock = hold_output_dir(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from swiftops.runner import share_sweep_stops
-        from swiftops.sweep_check import check_launcher, check_resume, check_sweep
-
         check_output_dirs(config, [("hydra.sweep.dir", config.hydra.sweep.dir)])
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         self.folder_lock = hold_output_dir(config, "hydra.sweep.dir")
@@ -77,8 +89,6 @@ class SweepSummary(Callback):
             job_return.status, job_return.return_value = JobStatus.COMPLETED, "failed"
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from swiftops.runner import share_sweep_stops
-
         progress, self.progress = self.progress, None
         if progress is not None:
             progress.stop()
@@ -97,9 +107,6 @@ def hold_output_dir(config: DictConfig, key: str) -> Any:
     """Hold the run's or sweep's folder for this process (swiftops.folder_lock); refuse (exit 2)
     before any job when a live run or sweep holds it already: two into one folder would overwrite
     each other's records, logs and report. resume=true is no exception."""
-    from swiftops.folder_lock import FolderInUse, hold_folder
-    from swiftops.validate import ConfigError, refuse
-
     folder = OmegaConf.select(config, key)
     try:
         return hold_folder(Path(str(folder)))
@@ -117,9 +124,6 @@ def start_sweep_progress(config: DictConfig, sweep_dir: Path) -> Any:
     if not config.get("progress", True) or config.get("dry_run"):
         return None
     try:
-        from swiftops.sweep_check import sweep_size
-        from swiftops.sweep_progress import SweepProgress
-
         progress = SweepProgress(sweep_dir, sweep_size(config))
         progress.start()
         return progress
@@ -158,8 +162,6 @@ def _exists(path: Path) -> bool:
 def check_output_dirs(config: DictConfig, dirs: list[tuple[str, Any]]) -> None:
     """Refuse the run (exit 2) before any job when a folder it writes to is not writable: Hydra's
     job folders, and the report's folder (unless no report will be written)."""
-    from swiftops.validate import ConfigError, refuse
-
     report = config.get("report") or {}
     if report.get("enabled", True) and not config.get("dry_run"):
         dirs = [*dirs, ("report.dir", report.get("dir", "reports"))]
@@ -230,8 +232,6 @@ def record_ended_job(
     stopped it), where the disk lets us: on a full disk the log line is all there is. Failed, or
     with interrupted=True (the scheduler stopped it) interrupted, so resume=true continues it; a
     job that recorded itself completed keeps its record."""
-    from swiftops.record import FAILED, INTERRUPTED, RUNNING, RunRecord, read_record, write_record
-
     status = INTERRUPTED if interrupted else FAILED
     try:
         record = read_record(job_dir)
@@ -252,8 +252,6 @@ def record_ended_job(
 def read_records(paths: list[Path]) -> list[Any]:
     """The records at paths, in order; one that can't be read is logged, naming its file, and
     stands in the table as an `unreadable` row."""
-    from swiftops.record import read_record, unreadable_record
-
     records = []
     for path in paths:
         try:
@@ -267,9 +265,6 @@ def read_records(paths: list[Path]) -> list[Any]:
 def close_sweep(folder: Path, config: DictConfig) -> Path | None:
     """Table and report for every run.json under folder; returns the report's path. Never
     raises: a broken report must not hide the table, nor the table the runs."""
-    from swiftops.record import find_records
-    from swiftops.summary import markdown_table, summary_csv, summary_rows
-
     try:
         paths = find_records(folder) if folder.is_dir() else []
     except OSError:
@@ -289,6 +284,8 @@ def close_sweep(folder: Path, config: DictConfig) -> Path | None:
     if not report_cfg.get("enabled", True):
         return None
     try:
+        # imported here, inside the try: the report (numpy, jinja2, plots) is a third of the start-up
+        # time, and a report that can't even be imported must not cost the table and the runs
         from swiftops.report import write_report
 
         path = write_report(folder, report_dir=report_cfg.get("dir", "reports"))

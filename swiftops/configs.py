@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from swiftops.ls import help_part as generate
 from swiftops.paths import PACKAGE_DIR, sweeps_dir
 
 # the tutorial's files, and the built-in file of the same kind used where they are absent
@@ -42,15 +43,13 @@ def tutorial_file(name: str) -> str:
 def tiny_path(name: str) -> str:
     """`${swiftops.tiny:model_dir}` -> a path inside the built-in tiny assets (not built here:
     the job builds them on first use)."""
-    from swiftops.tiny import tiny_assets
+    from swiftops.tiny import tiny_assets  # late: only configs that name the tiny model pay for it
 
     return str(getattr(tiny_assets(), name))
 
 
 def help_part(part: str) -> str:
     """`${swiftops.help:keys}` -> a generated part of the --help text (conf/hydra/help/swiftops.yaml)."""
-    from swiftops.ls import help_part as generate
-
     return generate(part)
 
 

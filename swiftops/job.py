@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from swiftops.command import build_sft_argv, run_params, swift_env
 from swiftops.installed_swift import installed_swift_version
-from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, write_record
-from swiftops.runfolder import last_resumable_checkpoint, newest_run_dir
+from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, read_record, write_record
+from swiftops.resume import decide
+from swiftops.runfolder import NoRunFound, last_resumable_checkpoint, newest_run_dir
 from swiftops.runner import (
     STOPPED_BY_WATCHDOG,
     Outcome,
@@ -30,6 +31,17 @@ from swiftops.runner import (
     run_swift,
     status_of,
     write_command_script,
+)
+from swiftops.stages import (
+    AFTER_TRAINING,
+    SKIPPED,
+    export_argv,
+    infer_argv,
+    load_run,
+    print_failures,
+    run_stage,
+    stage_failures,
+    stage_line,
 )
 from swiftops.swift_log import swift_error_line
 
@@ -97,8 +109,6 @@ def new_record(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
 def skipped_record(cfg: Mapping[str, Any], ctx: JobContext, why: str) -> RunRecord:
     """A job that never started (the sweep was interrupted before it): recorded all the same,
     so the sweep's table and report account for every job."""
-    from swiftops.stages import SKIPPED
-
     record = replace(
         new_record(cfg, ctx),
         status=INTERRUPTED,
@@ -112,9 +122,6 @@ def skipped_record(cfg: Mapping[str, Any], ctx: JobContext, why: str) -> RunReco
 def earlier_decision(ctx: JobContext) -> tuple[Decision, RunRecord | None]:
     """resume=true: what to do with this job given what its folder holds from before (its record,
     its runs' checkpoints), and that record."""
-    from swiftops.record import read_record
-    from swiftops.resume import decide
-
     try:
         earlier = read_record(ctx.job_dir)
     except (OSError, ValueError):  # none, or none that can be read: the job runs
@@ -125,8 +132,7 @@ def earlier_decision(ctx: JobContext) -> tuple[Decision, RunRecord | None]:
 def read_run_curves(record: RunRecord) -> Curves:
     """The run's curves as swift left them on disk, with its checkpoints; empty curves (with a
     warning) when swift wrote no run folder or it can't be read."""
-    from swiftops.curves import Curves, read_curves
-    from swiftops.runfolder import NoRunFound
+    from swiftops.curves import Curves, read_curves  # late, as the diagnosis (numpy)
 
     try:
         curves = read_curves(record.run_dir) if record.run_dir else None
@@ -148,6 +154,7 @@ def read_run_curves(record: RunRecord) -> Curves:
 def job_watchdog(cfg: Mapping[str, Any], record: RunRecord) -> Watchdog | None:
     """The live watchdog of this job (None when watchdog.enabled is false). One that can't be
     built is logged and left out: the job runs as it would without it."""
+    # here, not at the top: the diagnosis (numpy) stays out of the orchestrator's start-up
     from swiftops.watchdog import make_watchdog
 
     try:
@@ -161,6 +168,7 @@ def judgement(ended: RunRecord, cfg: Mapping[str, Any], outcome: Outcome) -> dic
     """The record fields the run's curves give: checkpoints, verdict, diagnosis. A run the
     watchdog stopped is judged by the watchdog's own diagnosis (the curves said why; the exit code
     of the stop says nothing). A defect in the diagnosis costs the job its verdict, not its record."""
+    # here, not at the top: the diagnosis (numpy) stays out of the orchestrator's start-up
     from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings, diagnose_recorded
 
     curves = read_run_curves(ended)
@@ -284,8 +292,6 @@ def load_for_stages(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     Raises:
         swiftops.stages.CheckpointError: run=PATH holds no run.
     """
-    from swiftops.stages import load_run
-
     return replace(
         load_run(cfg["run"]),
         job_dir=str(ctx.job_dir),
@@ -306,8 +312,6 @@ def run_stages(
     Each stage returns its entry; the record is assembled from them and written to job_dir after
     each one. A stage interrupted (Ctrl-C) makes the job interrupted: a sweep then starts no more
     jobs, and the stages after it are skipped."""
-    from swiftops.stages import AFTER_TRAINING, run_stage, stage_line
-
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     record = replace(record, job_dir=str(job_dir))
@@ -335,8 +339,6 @@ def run_job(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     stages = list(cfg.get("stages") or ["sft"])
     record = run_sft(cfg, ctx) if "sft" in stages else load_for_stages(cfg, ctx)
     if set(stages) & {"infer", "export"}:
-        from swiftops.stages import print_failures, stage_failures
-
         record = run_stages(cfg, record, job_dir=ctx.job_dir, swift_bin=ctx.swift_bin, progress=ctx.progress)
         if "sft" not in stages and stage_failures(record):
             print_failures(record)
@@ -348,8 +350,6 @@ def run_job(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
 def planned_commands(cfg: Mapping[str, Any], ctx: JobContext) -> list[list[str]]:
     """The argv of each stage of the job, for dry_run. The checkpoint is chosen after training
     (ckpt=best|last), so infer and export show it as a placeholder."""
-    from swiftops.stages import export_argv, infer_argv
-
     stages = list(cfg.get("stages") or ["sft"])
     commands = []
     if "sft" in stages:

@@ -21,6 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from swiftops.paths import cache_dir
+from swiftops.runner import in_slurm_task, stop_requested
 
 log = logging.getLogger("swiftops")
 
@@ -149,8 +150,6 @@ def job_lease(cfg: Mapping[str, Any], ctx: Any) -> Iterator[dict[str, Any] | Non
     """The job's config for its whole life: its share of the cores when jobs run side by side, and
     its GPUs leased from runtime.gpus (outside SLURM, which hands out GPUs itself). None when a
     stop came while the job waited for GPUs."""
-    from swiftops.runner import in_slurm_task, stop_requested
-
     cfg = thread_share(cfg, available_cores())
     runtime = cfg.get("runtime") or {}
     pool = list(runtime.get("gpus") or [])

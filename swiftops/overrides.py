@@ -11,7 +11,11 @@ import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from swiftops.validate import ConfigError, _or, refuse
+from swiftops.command import DATA_KEYS_NOT_FLAGS, flag_name
+from swiftops.configs import job_config
+from swiftops.installed_swift import swift_args_for
+from swiftops.paths import conf_dir
+from swiftops.validate import ConfigError, _or, flag_problem, refuse
 
 # Subtrees whose keys are swift flags or environment variables (open: any key may be added with
 # +KEY; the pass-through args are checked against swift's own flags later, see validate.py), and
@@ -134,8 +138,6 @@ def overrides_problems(parsed: list[Any], *, multirun: bool) -> list[str]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from swiftops.paths import conf_dir
-
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -194,8 +196,6 @@ def _problems(parsed: list[Any], *, multirun: bool) -> list[str]:
         ConfigLoaderImpl.validate_sweep_overrides_legal(parsed, run_mode=mode, from_shell=True)
         ConfigLoaderImpl._apply_overrides_to_config(values, first_cfg)
         if mode == RunMode.RUN:
-            from swiftops.configs import job_config
-
             job_config(first_cfg)  # a deleted key that another one interpolates, a ??? left unset
     except Exception as exc:
         return [hydra_error(exc)]
@@ -217,15 +217,11 @@ def added_flag_problems(added: Iterable[Any], cfg: Any) -> list[str]:
     added keys only (the shipped ones are the project's own)."""
     from omegaconf import OmegaConf
 
-    from swiftops.command import DATA_KEYS_NOT_FLAGS, flag_name
-
     flags = [(o, sft_flag_of(o.key_or_group)) for o in added]
     own = {f"data.{key}" for key in DATA_KEYS_NOT_FLAGS}  # swiftops' own data keys, not flags
     flags = [(o, f) for o, f in flags if f and o.key_or_group not in own]
     if not flags or OmegaConf.select(cfg, "args.ignore_args_error") in (True, "true"):
         return []
-    from swiftops.installed_swift import swift_args_for
-    from swiftops.validate import flag_problem
 
     answer = swift_args_for(OmegaConf.select(cfg, "swift_bin"))
     names = answer.names.get("sft") if answer is not None else None

@@ -21,7 +21,7 @@ IDENTITY_PLACEHOLDERS = ("{{NAME}}", "{{AUTHOR}}")
 
 
 def tiny_root() -> str:
-    from swiftops.tiny import tiny_assets
+    from swiftops.tiny import tiny_assets  # late, as in configs.tiny_path
 
     return str(tiny_assets().root)
 

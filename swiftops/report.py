@@ -30,6 +30,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from swiftops import plots
+from swiftops.autotune import read_path
+from swiftops.curves import read_curves
+from swiftops.diagnosis import diagnose_recorded
+from swiftops.plots import NO_VERDICT_COLOR, VERDICT_COLORS, Line, RunPlot, heatmap, overlay, run_plots
 from swiftops.record import (
     COMPLETED,
     FAILED,
@@ -41,6 +46,7 @@ from swiftops.record import (
     read_record,
     unreadable_record,
 )
+from swiftops.runfolder import NoRunFound
 from swiftops.summary import differing_params, param_column, param_value, summary_csv, summary_rows
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -132,7 +138,6 @@ def load_run(path: Path) -> RunView:
     provisional = False
     if curves is not None and not diagnosis.get("figures"):
         # a running job, or one whose diagnosis failed: judge the curves as they are now
-        from swiftops.diagnosis import diagnose_recorded
 
         try:
             judged = diagnose_recorded(curves, record)
@@ -146,9 +151,6 @@ def load_run(path: Path) -> RunView:
 def read_run_curves(record: RunRecord) -> tuple[Any, str | None]:
     """The run's curves, or None and why not. A running job has no run_dir yet (the runner sets
     it at the end): its output folder is read instead, for the curve so far."""
-    from swiftops.curves import read_curves
-    from swiftops.runfolder import NoRunFound
-
     where = record.run_dir
     if where is None and record.status == RUNNING and record.output_dir:
         where = record.output_dir
@@ -415,8 +417,6 @@ def _series(curves: Any, attr: str) -> Any:
 
 
 def overlay_plot(runs: Sequence[RunView], best: RunView | None):
-    from swiftops.plots import Line, overlay
-
     panels = []
     for title, attr in (("train loss", "train_loss"), ("eval loss", "eval_loss")):
         lines = []
@@ -439,8 +439,6 @@ def overlay_plot(runs: Sequence[RunView], best: RunView | None):
 
 
 def run_images(runs: Sequence[RunView]) -> list[str | None]:
-    from swiftops.plots import RunPlot, run_plots
-
     plots = []
     for run in runs:
         train, evals = _series(run.curves, "train_loss"), _series(run.curves, "eval_loss")
@@ -473,8 +471,6 @@ def grid_heatmap(runs: Sequence[RunView], params: Sequence[str]) -> Heatmap | No
     if len(params) != 2 or len(runs) < 4:
         return None
     import numpy as np
-
-    from swiftops.plots import heatmap
 
     row_name, col_name = params
     rows = _ordered({fmt_value(r.record.params.get(row_name)): r.record.params.get(row_name) for r in runs})
@@ -653,7 +649,6 @@ def build_report(sweep_dir: str | os.PathLike, *, generated: datetime | None = N
     sweep_dir = Path(sweep_dir).absolute()
     runs = load_runs(sweep_dir)
     command, command_source = sweep_command(sweep_dir, [r.record for r in runs])
-    from swiftops.autotune import read_path
 
     return render_report(
         runs,
@@ -768,14 +763,10 @@ def _environment():
 
 
 def _badge_colors() -> dict[str, str]:
-    from swiftops.plots import NO_VERDICT_COLOR, VERDICT_COLORS
-
     return {**VERDICT_COLORS, NO_VERDICT: NO_VERDICT_COLOR}
 
 
 def _plot_colors() -> dict[str, str]:
-    from swiftops import plots
-
     return {
         "train": plots.TRAIN_COLOR,
         "eval": plots.EVAL_COLOR,

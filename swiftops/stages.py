@@ -31,6 +31,7 @@ from filelock import FileLock
 
 from swiftops.command import build_export_argv, build_infer_argv, swift_env
 from swiftops.installed_swift import installed_swift_version
+from swiftops.prepare import materialize_identity, pair
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RunRecord, read_record
 from swiftops.runfolder import (
     CHECKPOINT_NAME,
@@ -46,6 +47,7 @@ from swiftops.runfolder import (
 )
 from swiftops.runner import log_tail, now_iso, run_swift, status_of
 from swiftops.scoring import identity_names, score_rows, score_summary
+from swiftops.swift_log import swift_error_line
 
 log = logging.getLogger("swiftops")
 
@@ -228,8 +230,6 @@ def export_argv(cfg: Mapping[str, Any], *, adapters: str, output_dir: str, swift
 def resolve_test_set(cfg: Mapping[str, Any], out_dir: Path) -> str:
     """The test set for swift infer. A local self-cognition file with {{NAME}}/{{AUTHOR}} gets
     a filled copy in out_dir (as the training data does), so references name the model."""
-    from swiftops.prepare import materialize_identity, pair
-
     test = str(cfg["data"]["test_dataset"])
     local = Path(os.path.expanduser(test))
     name, author = pair(cfg["data"].get("model_name")), pair(cfg["data"].get("model_author"))
@@ -270,8 +270,6 @@ def skip_reason(record: RunRecord, ckpt: str) -> str | None:
 def stage_error_line(entry: Mapping[str, Any]) -> str | None:
     """A failed stage's error as one line: swift's exception and where (swiftops.swift_log), else the
     error's last line (a reason of ours: no result lines, no model written)."""
-    from swiftops.swift_log import swift_error_line
-
     error = str(entry.get("error") or "").strip()
     return (swift_error_line(error) or error.splitlines()[-1]) if error else None
 

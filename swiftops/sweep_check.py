@@ -11,8 +11,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from swiftops.configs import job_config
+from swiftops.configs import job_config, with_dataset_lists
 from swiftops.installed_swift import find_swift
+from swiftops.prepare import check_job
+from swiftops.record import read_record
+from swiftops.resume import NOT_THE_JOB, config_changes, decide
+from swiftops.runfolder import last_resumable_checkpoint
 from swiftops.validate import ConfigError, refuse
 
 log = logging.getLogger("swiftops")
@@ -44,7 +48,6 @@ def check_sweep(config: DictConfig) -> None:
     swept = sweep_values(config)
     keys = [k for k, _ in swept]
     combos = itertools.islice(itertools.product(*(v for _, v in swept)), MAX_CHECKED_COMBINATIONS)
-    from swiftops.prepare import check_job
 
     for combo in combos:
         candidate = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
@@ -101,19 +104,12 @@ def sweep_jobs(config: DictConfig) -> list[tuple[int, Path, list[str], dict[str,
 
 def job_overrides(overrides: list[str]) -> list[str]:
     """The overrides that change what a job trains (resume=true, jobs=4, progress=false don't)."""
-    from swiftops.resume import NOT_THE_JOB
-
     return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in NOT_THE_JOB]
 
 
 def check_resume(config: DictConfig) -> list[str]:
     """resume=true: refuse (exit 2) when a job of the sweep folder was run with another config,
     naming the keys that changed; else one line per job saying what will be done with it."""
-    from swiftops.configs import with_dataset_lists
-    from swiftops.record import read_record
-    from swiftops.resume import config_changes, decide
-    from swiftops.runfolder import last_resumable_checkpoint
-
     sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_") or "").rsplit(".", 1)[-1]
     if sweeper != "BasicSweeper":
         refuse(ConfigError([f"resume=true works with Hydra's basic sweeper, not {sweeper}"]))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from swiftops import tiny_data
 from swiftops.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -227,8 +228,6 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def write_data(assets: TinyAssets, recipe: Recipe = RECIPE) -> dict[str, list]:
     """Write every data file; return what the tokenizer and the pretraining need."""
-    from swiftops import tiny_data
-
     splits = tiny_data.math_splits(recipe.seed)
     demo = tiny_data.demo_split(recipe.seed)
     _write_jsonl(assets.math_train_1k, [tiny_data.as_messages(p) for p in splits.train_1k])

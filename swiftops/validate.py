@@ -10,10 +10,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from swiftops.command import EARLY_STOP_SINCE, SHORT_KEYS, flag_name, is_list, sft_flags
+from swiftops.dataset_files import file_problem
 from swiftops.installed_swift import Version
 
 STAGES = ("sft", "infer", "export")
@@ -195,8 +197,6 @@ def dataset_problems(
     must exist, and what it holds must be rows swift can read (swiftops.dataset_files). A file
     path_exists counts as present but that is not there yet (the tiny assets, built on first use)
     is not read. `+args.columns` maps other column names, so then the columns are not checked."""
-    from swiftops.dataset_files import file_problem
-
     columns_mapped = bool((cfg.get("args") or {}).get("columns"))
     problems = []
     for key in ("dataset", "val_dataset"):
@@ -257,7 +257,8 @@ def validate_config(
     problems.extend(non_finite_problems(cfg, checked))
     if swift_flags:
         problems.extend(unknown_flag_problems(cfg, swift_flags, swift_version))
-    from swiftops.watchdog import watchdog_problems
+
+    from swiftops.watchdog import watchdog_problems  # late, as ClassifySettings below
 
     problems.extend(watchdog_problems(cfg.get("watchdog")))
 
@@ -336,8 +337,7 @@ def visible_gpu_count() -> int | None:
 def classify_problems(settings: Mapping[str, Any]) -> list[str]:
     """The classify group's keys must be fields of ClassifySettings, with numbers for values:
     a typo (+classify.overfit_ris=0.1) would otherwise cost every run its verdict."""
-    from dataclasses import fields
-
+    # here, not at the top: the diagnosis (numpy) stays out of the orchestrator's start-up
     from swiftops.diagnosis import ClassifySettings
 
     valid = {f.name for f in fields(ClassifySettings)}

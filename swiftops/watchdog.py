@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from swiftops.curves import curves_until, read_live_curves
+from swiftops.diagnosis import ClassifySettings, watchdog_verdict
 from swiftops.runfolder import live_log
 
 if TYPE_CHECKING:
     from swiftops.curves import Curves
-    from swiftops.diagnosis import ClassifySettings, Diagnosis
+    from swiftops.diagnosis import Diagnosis
 
 # the settings of config.yaml's watchdog section, with their defaults
 SETTINGS = {"enabled": True, "every_s": 1.0}
@@ -38,8 +40,6 @@ class Watchdog:
         params: Mapping[str, Any] | None = None,
         every_s: float = SETTINGS["every_s"],
     ):
-        from swiftops.diagnosis import ClassifySettings
-
         self.output_dir = Path(output_dir)
         self.settings = ClassifySettings(**(classify or {}))
         self.params = dict(params or {})
@@ -59,8 +59,6 @@ class Watchdog:
             return None
         if size <= 0 or size == self.size:
             return None
-        from swiftops.curves import read_live_curves
-        from swiftops.diagnosis import watchdog_verdict
 
         self.size = size
         started = time.monotonic()
@@ -76,9 +74,6 @@ def first_stop(
     """Where the watchdog would have stopped a finished run, had it watched it train: the failed
     Diagnosis at the first prefix of its curves (one more training point each time) that decides,
     or None. The runner checks about once a second, so a live run is stopped there or a little later."""
-    from swiftops.curves import curves_until
-    from swiftops.diagnosis import watchdog_verdict
-
     train = curves.train_loss
     for step in train.steps.tolist() if train is not None else []:
         decision = watchdog_verdict(curves_until(curves, step), settings, params=params)

@@ -273,7 +273,7 @@ def test_the_watchdog_reads_only_when_the_log_grew_and_not_too_often(tmp_path, m
 
     reads = []
     real = swiftops.curves.read_live_curves
-    monkeypatch.setattr(swiftops.curves, "read_live_curves", lambda d: reads.append(d) or real(d))
+    monkeypatch.setattr(swiftops.watchdog, "read_live_curves", lambda d: reads.append(d) or real(d))
     monkeypatch.setattr(swiftops.watchdog, "BUSY_FACTOR", 0.0)  # a loaded test machine: every_s alone
     run = tmp_path / "out" / "v0-20250101-120000"
     write_jsonl(run, (steps_of(3), [3.0, 2.9, 2.8]), max_steps=30)
@@ -295,7 +295,7 @@ def test_a_slow_check_spaces_out_the_next_one(tmp_path, monkeypatch):
     from swiftops.watchdog import BUSY_FACTOR
 
     real = swiftops.curves.read_live_curves
-    monkeypatch.setattr(swiftops.curves, "read_live_curves", lambda d: time.sleep(0.05) or real(d))
+    monkeypatch.setattr(swiftops.watchdog, "read_live_curves", lambda d: time.sleep(0.05) or real(d))
     write_jsonl(tmp_path / "out" / "v0-20250101-120000", (steps_of(3), [3.0, 2.9, 2.8]), max_steps=30)
     watchdog = Watchdog(tmp_path / "out", every_s=0.1)
     watchdog.poll()
