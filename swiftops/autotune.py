@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swiftops.atomic_write import write_text_atomically
+
 PATH_NAME = "autotune.json"  # the sweep's decisions, beside its job folders
 LINEAGE_KEYS = ("parent", "change", "why")  # autotune.* keys the sweeper sets on each job it launches
 FINISH_STAGES = ("infer", "export")
@@ -229,11 +231,7 @@ class TuningPath:
     finish_job: int | None = None
 
     def write(self, sweep_dir: Path) -> Path:
-        path = Path(sweep_dir) / PATH_NAME
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return write_text_atomically(Path(sweep_dir) / PATH_NAME, json.dumps(asdict(self), indent=2) + "\n")
 
 
 def read_path(sweep_dir: str | Path) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swiftops.atomic_write import write_text_atomically
 from swiftops.paths import cache_dir
 
 log = logging.getLogger("swiftops")
@@ -282,9 +283,7 @@ def write_cache(path: Path, answer: SwiftArgs) -> None:
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomically(path, json.dumps(data, indent=1) + "\n")
     except OSError as exc:
         log.debug("could not cache swift's flags at %s: %s", path, exc)
 

@@ -112,7 +112,7 @@ def prepare_job(cfg: dict[str, Any], job_dir: Path) -> dict[str, Any]:
             entries = []
             for entry in data.get(key) or []:
                 local = Path(os.path.expanduser(strip_sampling(entry)))
-                if looks_like_local_path(entry) and local.is_file() and _has_placeholders(local):
+                if looks_like_local_path(entry) and local.is_file() and has_identity_placeholders(local):
                     filled = materialize_identity(local, job_dir / "data", name, author)
                     entry = str(filled) + entry[len(strip_sampling(entry)) :]
                 entries.append(entry)
@@ -120,6 +120,7 @@ def prepare_job(cfg: dict[str, Any], job_dir: Path) -> dict[str, Any]:
     return cfg
 
 
-def _has_placeholders(path: Path) -> bool:
+def has_identity_placeholders(path: Path) -> bool:
+    """Whether a local data file holds {{NAME}} or {{AUTHOR}}, which materialize_identity fills."""
     text = path.read_text(encoding="utf-8", errors="ignore")
     return any(p in text for p in IDENTITY_PLACEHOLDERS)

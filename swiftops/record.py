@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swiftops.atomic_write import write_text_atomically
 from swiftops.runfolder import natural_key
 
 RECORD_NAME = "run.json"
@@ -85,17 +84,7 @@ def write_record(record: RunRecord, job_dir: str | Path | None = None) -> Path:
     """
     path = Path(job_dir or record.job_dir) / RECORD_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    text = json.dumps(record.to_dict(), indent=2, default=str) + "\n"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        # on a full disk the write stops part-way: the partial file would only take more space
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
+    return write_text_atomically(path, json.dumps(record.to_dict(), indent=2, default=str) + "\n")
 
 
 # the fields every reader of a record relies on, with their types (None allowed or not)

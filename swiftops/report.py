@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from swiftops import plots
+from swiftops.atomic_write import write_text_atomically
 from swiftops.autotune import read_path
 from swiftops.curves import read_curves
 from swiftops.diagnosis import diagnose_recorded
@@ -808,16 +809,10 @@ def write_report(
     path = Path(out) if out is not None else Path(report_dir) / f"{report.sweep_id}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = summary_paths(path)
-    _write_atomic(csv_path, summary_csv(report.rows))
-    _write_atomic(json_path, json.dumps(report.summary, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(path, report.html)  # last: its presence means the set is complete
+    write_text_atomically(csv_path, summary_csv(report.rows))
+    write_text_atomically(json_path, json.dumps(report.summary, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomically(path, report.html)  # last: its presence means the set is complete
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

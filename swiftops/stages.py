@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from swiftops.command import build_export_argv, build_infer_argv, swift_env
 from swiftops.installed_swift import installed_swift_version
-from swiftops.prepare import materialize_identity, pair
+from swiftops.prepare import has_identity_placeholders, materialize_identity, pair
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RunRecord, read_record
 from swiftops.runfolder import (
     CHECKPOINT_NAME,
@@ -54,7 +54,6 @@ log = logging.getLogger("swiftops")
 SKIPPED = "skipped"
 AFTER_TRAINING = ("infer", "export")
 DEFAULT_MAX_NEW_TOKENS = 256
-IDENTITY_PLACEHOLDERS = ("{{NAME}}", "{{AUTHOR}}")
 
 
 class CheckpointError(ValueError):
@@ -233,10 +232,8 @@ def resolve_test_set(cfg: Mapping[str, Any], out_dir: Path) -> str:
     test = str(cfg["data"]["test_dataset"])
     local = Path(os.path.expanduser(test))
     name, author = pair(cfg["data"].get("model_name")), pair(cfg["data"].get("model_author"))
-    if (name or author) and local.is_file():
-        text = local.read_text(encoding="utf-8", errors="ignore")
-        if any(p in text for p in IDENTITY_PLACEHOLDERS):
-            return str(materialize_identity(local, out_dir / "data", name, author))
+    if (name or author) and local.is_file() and has_identity_placeholders(local):
+        return str(materialize_identity(local, out_dir / "data", name, author))
     return test
 
 

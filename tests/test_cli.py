@@ -8,12 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-
-def swiftops(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "swiftops", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+from helpers_cli import swiftops
 
 
 @pytest.mark.parametrize(

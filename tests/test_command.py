@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from helpers_cli import argv_to_flags
+
 from swiftops.command import (
     build_export_argv,
     build_infer_argv,
@@ -42,19 +44,6 @@ WALKTHROUGH_7B = {
     "model_author": ["swift"],
     "model_name": ["swift-robot"],
 }
-
-
-def argv_to_flags(argv: list[str]) -> dict[str, list[str]]:
-    flags: dict[str, list[str]] = {}
-    current = None
-    for token in argv[2:]:
-        if token.startswith("--"):
-            current = token[2:]
-            assert current not in flags, f"flag {token} given twice"
-            flags[current] = []
-        else:
-            flags[current].append(token)
-    return flags
 
 
 def test_walkthrough_7b_self_cognition_command_is_reproduced(composed):

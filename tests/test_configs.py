@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import TUTORIAL_DATA, compose_config, needs_shared
+from helpers_cli import argv_to_flags
 from omegaconf import OmegaConf
-from test_command import argv_to_flags
 
 from swiftops.command import build_sft_argv
 from swiftops.configs import available_sweeps, job_config

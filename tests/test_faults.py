@@ -233,7 +233,7 @@ def test_a_full_disk_writing_one_record_leaves_the_rest_of_the_sweep_whole(
     refused = []
 
     def write_text(self, data, *args, **kwargs):
-        if self.name == "run.json.tmp" and self.parent == sweep_dir / "1":
+        if self.name.startswith(".run.json.") and self.parent == sweep_dir / "1":
             ok_once = when == "after_swift_ran" and not (sweep_dir / "1" / "run.json").exists()
             if not ok_once:
                 refused.append(self)
@@ -252,7 +252,7 @@ def test_a_full_disk_writing_one_record_leaves_the_rest_of_the_sweep_whole(
         else:
             records = assert_sweep_whole(sweep_dir, tmp_path / "reports", fake_swift, [0, 1, 2])
             assert records[1].status == "running"  # the last record the disk took
-        assert not (sweep_dir / "1" / "run.json.tmp").exists()  # no half-written file left taking space
+        assert not list((sweep_dir / "1").glob(".run.json.*"))  # no half-written file left taking space
     out = "".join(capsys.readouterr())  # Hydra's log handlers write there, not to caplog
     # the app catches it: the job's error logged, naming the job, and that its record could not be written
     assert f"job {sweep_dir / '1'} failed inside swiftops" in out, out

@@ -6,23 +6,17 @@ import csv
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import QUICKSTART_VERDICTS, commands_with, start_interruptible
+from helpers_cli import swiftops
 
 from swiftops.record import find_records, read_record
 
 pytestmark = pytest.mark.integration
-
-
-def swiftops(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "swiftops", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_single_real_job_is_recorded_with_real_losses(tmp_path):
@@ -73,7 +67,7 @@ def test_quickstart_sweep_end_to_end(tmp_path):
     assert last_line.startswith("report: ") and report.is_file()
 
     # the report: one row per job, and real curves (the overlay and one plot per run, non-empty)
-    from test_report import parse, png_size, table_rows
+    from helpers_html import parse, png_size, table_rows
 
     page = parse(report.read_text(encoding="utf-8"))
     assert len(table_rows(page)) == 4

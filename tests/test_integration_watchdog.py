@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import commands_with
-from test_integration_spine import swiftops
+from helpers_cli import swiftops
 
 from swiftops.record import read_record
 from swiftops.stages import choose_checkpoint

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import compose_config
+from helpers_cli import swiftops
 
 from swiftops.configs import job_config
 from swiftops.installed_swift import find_swift
@@ -69,12 +68,6 @@ def assert_merged_model(folder: Path) -> None:
     names = {p.name for p in folder.iterdir()}
     assert "config.json" in names, names
     assert any(n.endswith(".safetensors") for n in names), names
-
-
-def swiftops(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "swiftops", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
 
 
 @pytest.fixture(scope="module")
