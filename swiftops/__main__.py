@@ -34,7 +34,8 @@ from swiftops.paths import conf_dir
 from swiftops.prepare import check_job, prepare_job
 from swiftops.record import FAILED, INTERRUPTED, write_record
 from swiftops.resume import KEEP
-from swiftops.runner import (
+from swiftops.stages import CheckpointError
+from swiftops.stops import (
     follow_launcher,
     handle_stop_signals,
     join_sweep_stops,
@@ -42,7 +43,6 @@ from swiftops.runner import (
     stop_handling,
     stop_requested,
 )
-from swiftops.stages import CheckpointError
 from swiftops.summary import why_line
 from swiftops.validate import ConfigError, refuse
 
@@ -50,7 +50,7 @@ log = logging.getLogger("swiftops")
 
 # A single run (no -m) always runs in this process (Hydra launches only sweeps), so its status can
 # live here until main() turns it into the exit status. A sweep's state never does: its jobs may run
-# in other processes, and share the sweep's stop through the sweep folder (runner.share_sweep_stops).
+# in other processes, and share the sweep's stop through the sweep folder (stops.share_sweep_stops).
 _single_status: str | None = None
 _single_why: str | None = None
 

@@ -27,7 +27,7 @@ from swiftops.record import (
     unreadable_record,
     write_record,
 )
-from swiftops.runner import share_sweep_stops
+from swiftops.stops import share_sweep_stops
 from swiftops.summary import markdown_table, summary_csv, summary_rows
 from swiftops.sweep_check import check_launcher, check_resume, check_sweep, sweep_size
 from swiftops.sweep_progress import SweepProgress

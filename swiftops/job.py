@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from swiftops.command import build_sft_argv, run_params, swift_env
 from swiftops.installed_swift import installed_swift_version
+from swiftops.job_progress import Progress
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, read_record, write_record
 from swiftops.resume import decide
 from swiftops.runfolder import NoRunFound, last_resumable_checkpoint, newest_run_dir
 from swiftops.runner import (
     STOPPED_BY_WATCHDOG,
     Outcome,
-    Progress,
-    interruption_sentence,
     log_tail,
     now_iso,
     run_swift,
@@ -43,6 +42,7 @@ from swiftops.stages import (
     stage_failures,
     stage_line,
 )
+from swiftops.stops import interruption_sentence
 from swiftops.swift_log import swift_error_line
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from swiftops.paths import cache_dir
-from swiftops.runner import in_slurm_task, stop_requested
+from swiftops.stops import in_slurm_task, stop_requested
 
 log = logging.getLogger("swiftops")
 

@@ -5,7 +5,7 @@ the filesystem): nothing they hold in memory reaches the launcher, and their own
 So the launcher reads what every job already writes to disk, through the readers everything
 downstream uses: `<sweep>/<i>/run.json` (written `running` when the job starts swift, rewritten
 with its status and verdict when it ends; swiftops.record) and swift's growing `logging.jsonl`
-(step, loss, eval loss, ETA; swiftops.runfolder, turned into text by runner.progress_text).
+(step, loss, eval loss, ETA; swiftops.runfolder, turned into text by job_progress.progress_text).
 
 It polls files and nothing more: one listing of the sweep folder, one stat of each run.json (read
 again only when it changed), and for each running job only the bytes appended to its log since the
@@ -33,9 +33,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from swiftops.job_progress import DisplayOnly, progress_text
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RECORD_NAME, RUNNING, RunRecord, read_record
 from swiftops.runfolder import LineFollower, live_log
-from swiftops.runner import DisplayOnly, progress_text
 
 logger = logging.getLogger("swiftops")
 
@@ -65,7 +65,7 @@ class JobView:
 
     label: str  # "job 3", as the job's own log lines name it
     state: str  # queued | running | completed | failed | interrupted
-    progress: str = ""  # runner.progress_text: 'step 12/40  loss 2.314  eval 2.101  eta 0:00:21'
+    progress: str = ""  # job_progress.progress_text: 'step 12/40  loss 2.314  eval 2.101  eta 0:00:21'
     verdict: str | None = None  # failed | underfit | overfit | converged, once judged
     duration_s: float | None = None  # swift's run time, once finished
     stopped_by: str | None = None  # "watchdog" when the live watchdog stopped it

@@ -12,13 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+from swiftops.job_progress import Progress, progress_text
 from swiftops.record import RunRecord, find_records, read_record, write_record
 from swiftops.runfolder import LineFollower
 from swiftops.runner import (
     Outcome,
-    Progress,
     log_tail,
-    progress_text,
     run_swift,
     status_of,
     write_command_script,

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import FAKE_SWIFT, commands_with, start_interruptible
 
-from swiftops import runner
+from swiftops import runner, stops
 from swiftops.record import find_records, read_record
-from swiftops.runner import Outcome, handle_stop_signals, run_swift, stop_requested
+from swiftops.runner import Outcome, run_swift
+from swiftops.stops import handle_stop_signals, stop_requested
 
 
 def alive(pid: int) -> bool:
@@ -70,7 +71,7 @@ def quiet_stop_signals():
     its test fail instead of killing (or Ctrl-C-ing) the whole test session."""
     seen: list[int] = []
     previous = {
-        sig: signal.signal(sig, lambda signum, frame: seen.append(signum)) for sig in runner.STOP_SIGNALS
+        sig: signal.signal(sig, lambda signum, frame: seen.append(signum)) for sig in stops.STOP_SIGNALS
     }
     yield seen
     for sig, handler in previous.items():
@@ -202,7 +203,7 @@ def test_a_third_signal_sends_sigkill_at_once_and_run_swift_still_returns(
 def test_sigterm_and_sighup_stop_swift_and_name_the_signal(tmp_path, quiet_stop_signals, monkeypatch, sig):
     detached = []
     # the real one points this process's stdout/stderr (pytest's) at /dev/null: the sweep tests run it
-    monkeypatch.setattr(runner, "detach_from_terminal", lambda: detached.append(True))
+    monkeypatch.setattr(stops, "detach_from_terminal", lambda: detached.append(True))
     code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(15)"
     pid_file = tmp_path / "pid"
     send_when(pid_file.exists, sig)
@@ -291,10 +292,10 @@ def test_the_apps_handlers_turn_signals_into_requests_and_a_third_outside_swift_
 ):
     before = signal.getsignal(signal.SIGTERM)
     marker = tmp_path / "started"
-    with handle_stop_signals() as stops:
+    with handle_stop_signals() as requests:
         assert stop_requested() is None
         os.kill(os.getpid(), signal.SIGTERM)  # between jobs: noted, nothing raised
-        assert stop_requested() == "SIGTERM" and stops.count == 1
+        assert stop_requested() == "SIGTERM" and requests.count == 1
         outcome = run([sys.executable, "-c", f"open({str(marker)!r}, 'w')"], tmp_path)
         assert outcome.interrupted and outcome.stop_signal == "SIGTERM" and outcome.exit_code is None
         assert not marker.exists()  # a stop that came first: swift never starts
@@ -421,7 +422,7 @@ def test_a_stop_signal_mid_job_records_every_job_and_closes_the_sweep(tmp_path, 
     out = proc.communicate(timeout=90)[0].decode()
     records = assert_sweep_closed(sweep_dir, tmp_path, ["interrupted", "interrupted"])
     assert proc.returncode == 128 + sig, out  # as a shell reports a process stopped by sig
-    assert records[0].error.startswith(f"interrupted by {runner.STOP_CAUSES[sig.name]}"), records[0].error
+    assert records[0].error.startswith(f"interrupted by {stops.STOP_CAUSES[sig.name]}"), records[0].error
     assert records[0].run_dir and records[0].exit_code is not None
     assert records[1].error == f"not started: the sweep was interrupted ({sig.name})"
     assert_no_standin_left(tmp_path, sweep_dir)
