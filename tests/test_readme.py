@@ -74,3 +74,20 @@ def test_every_example_runs_as_written(example_dir, line):
     assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert "swift " in done.stdout, done.stdout[-2000:]  # the commands it would run
     assert sorted(example_dir.rglob("run.json")) == records_before  # and it ran none
+
+
+def test_the_layout_names_every_module_of_the_package_and_no_other():
+    """The README's Layout block, swiftops/ part: one entry per module and package, so the tree can
+    be read there; a module added, split or renamed without its line fails here."""
+    text = (REPO_DIR / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    package = block.split("\nswiftops/", 1)[1].split("\nreports/", 1)[0]
+    listed = set()
+    for line in package.splitlines():
+        names = re.match(r"  ([^\s,]+(?:, [^\s,]+)*)", line)
+        if names:
+            listed |= set(names.group(1).split(", "))
+    root = REPO_DIR / "swiftops"
+    on_disk = {p.name for p in root.glob("*.py") if p.name != "__init__.py"}
+    on_disk |= {f"{p.name}/" for p in root.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert listed == on_disk
