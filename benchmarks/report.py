@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO / "tests"))  # the synthetic-sweep builder lives wit
 
 from report_fixtures import FakeRun, make_sweep  # noqa: E402
 
-from swiftops import plots  # noqa: E402
-from swiftops.report import write_report  # noqa: E402
+from swiftops.report import plots  # noqa: E402
+from swiftops.report.render import write_report  # noqa: E402
 
 TARGET_S, TARGET_MB = 10.0, 5.0
 # a sweep's usual mix: mostly healthy runs, a few that failed in each way, one still running
@@ -72,7 +72,7 @@ def build_sweep(sweep_dir: Path, runs: int, steps: int) -> Path:
 
 @contextmanager
 def patched(**changes):
-    """Swap functions of swiftops.plots for one measurement."""
+    """Swap functions of swiftops.report.plots for one measurement."""
     saved = {name: getattr(plots, name) for name in changes}
     for name, value in changes.items():
         setattr(plots, name, value)

@@ -286,7 +286,7 @@ def close_sweep(folder: Path, config: DictConfig) -> Path | None:
     try:
         # imported here, inside the try: the report (numpy, jinja2, plots) is a third of the start-up
         # time, and a report that can't even be imported must not cost the table and the runs
-        from swiftops.report import write_report
+        from swiftops.report.render import write_report
 
         path = write_report(folder, report_dir=report_cfg.get("dir", "reports"))
     except Exception:

@@ -19,20 +19,11 @@ import pytest
 from helpers_html import Node, header_names, parse, png_size, table_rows
 from report_fixtures import SHAPES, FakeRun, grid_sweep, make_job, make_sweep
 
-from swiftops.plots import Line, decimate, first_outside, y_limits
 from swiftops.record import RunRecord, find_records, read_record, write_record
-from swiftops.report import (
-    NoRecords,
-    build_report,
-    choose_best,
-    load_runs,
-    main,
-    param_texts,
-    summary_paths,
-    sweep_command,
-    sweep_id,
-    write_report,
-)
+from swiftops.report.data import NoRecords, choose_best, load_runs, sweep_command, sweep_id
+from swiftops.report.formats import param_texts
+from swiftops.report.plots import Line, decimate, first_outside, y_limits
+from swiftops.report.render import build_report, main, summary_paths, write_report
 from swiftops.summary import summary_rows
 
 XSS = "<script>alert(1)</script>"
@@ -435,7 +426,7 @@ def test_a_plain_sweep_has_no_path_and_a_watchdog_stop_is_marked(tmp_path):
 
 
 def test_the_path_counts_a_finishing_jobs_stages_not_the_training_it_carries(tmp_path):
-    from swiftops.report import RunView, tuning_path
+    from swiftops.report.data import RunView, tuning_path
 
     run_dir = str(tmp_path / "0" / "output" / "v0-20260101-000000")
     common = {"status": "completed", "argv": [], "duration_s": 20.0, "run_dir": run_dir}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import SHAPES, FakeRun, make_sweep
 
-from swiftops.report import write_report
+from swiftops.report.render import write_report
 
 pytestmark = pytest.mark.browser
 
