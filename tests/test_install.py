@@ -38,6 +38,9 @@ def test_wheel_carries_conf_and_sweeps_and_runs_from_elsewhere(tmp_path):
     )
     assert (target / "swiftops" / "conf" / "config.yaml").is_file()
     assert (target / "swiftops" / "sweeps" / "tutorial.yaml").is_file()
+    # read by path, not imported: the report's template and the supervisor that swift runs under
+    assert (target / "swiftops" / "report" / "templates" / "report.html.j2").is_file()
+    assert (target / "swiftops" / "supervisor.py").is_file()
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
