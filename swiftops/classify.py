@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swiftops.curves import Curves, read_run_dir
-from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings, diagnose_recorded
+from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings
+from swiftops.judge import judge
 from swiftops.record import RECORD_NAME, RunRecord, find_records, read_record
 from swiftops.runfolder import NoRunFound, find_run_dirs, natural_key
 
@@ -70,14 +70,7 @@ def classify_target(target: Target, settings: ClassifySettings) -> dict[str, Any
             record = read_record(target.job_dir)
         except (OSError, ValueError, TypeError):
             record = None
-    if target.run_dir is not None:
-        try:
-            curves = read_run_dir(target.run_dir)
-        except (OSError, ValueError) as exc:
-            curves = _no_curves(target.run_dir, f"could not read the curves: {exc}")
-    else:
-        curves = _no_curves(None, "swift wrote no run folder")
-    diagnosis = diagnose_recorded(curves, record, settings, run_dir=target.run_dir)
+    diagnosis = judge(record, settings, run_dir=target.run_dir).diagnosis
     result = {"path": str(target.run_dir or target.job_dir)}
     result["job_dir"] = str(target.job_dir) if target.job_dir else None
     if diagnosis is None:
@@ -86,12 +79,6 @@ def classify_target(target: Target, settings: ClassifySettings) -> dict[str, Any
     else:
         result.update(diagnosis.to_dict())
     return result
-
-
-def _no_curves(run_dir: Path | None, why: str) -> Curves:
-    return Curves(
-        run_dir=run_dir, scalars={}, best_checkpoint=None, last_checkpoint=None, source="none", warnings=[why]
-    )
 
 
 def settings_from(pairs: list[str]) -> ClassifySettings:

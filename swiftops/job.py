@@ -21,7 +21,7 @@ from swiftops.installed_swift import installed_swift_version
 from swiftops.job_progress import Progress
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, read_record, write_record
 from swiftops.resume import decide
-from swiftops.runfolder import NoRunFound, last_resumable_checkpoint, newest_run_dir
+from swiftops.runfolder import last_resumable_checkpoint, newest_run_dir
 from swiftops.runner import (
     STOPPED_BY_WATCHDOG,
     Outcome,
@@ -129,28 +129,6 @@ def earlier_decision(ctx: JobContext) -> tuple[Decision, RunRecord | None]:
     return decide(earlier, last_resumable_checkpoint(ctx.job_dir / "output")), earlier
 
 
-def read_run_curves(record: RunRecord) -> Curves:
-    """The run's curves as swift left them on disk, with its checkpoints; empty curves (with a
-    warning) when swift wrote no run folder or it can't be read."""
-    from swiftops.curves import Curves, read_curves  # late, as the diagnosis (numpy)
-
-    try:
-        curves = read_curves(record.run_dir) if record.run_dir else None
-    except (NoRunFound, OSError, ValueError) as exc:
-        log.warning("could not read the curves of %s: %s", record.run_dir, exc)
-        curves = None
-    if curves is None:
-        curves = Curves(
-            run_dir=None,
-            scalars={},
-            best_checkpoint=None,
-            last_checkpoint=None,
-            source="none",
-            warnings=["swift wrote no run folder"],
-        )
-    return curves
-
-
 def job_watchdog(cfg: Mapping[str, Any], record: RunRecord) -> Watchdog | None:
     """The live watchdog of this job (None when watchdog.enabled is false). One that can't be
     built is logged and left out: the job runs as it would without it."""
@@ -169,24 +147,28 @@ def judgement(ended: RunRecord, cfg: Mapping[str, Any], outcome: Outcome) -> dic
     watchdog stopped is judged by the watchdog's own diagnosis (the curves said why; the exit code
     of the stop says nothing). A defect in the diagnosis costs the job its verdict, not its record."""
     # here, not at the top: the diagnosis (numpy) stays out of the orchestrator's start-up
-    from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings, diagnose_recorded
+    from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings
+    from swiftops.judge import judge, run_curves
 
-    curves = read_run_curves(ended)
-    fields: dict[str, Any] = {
-        "best_checkpoint": curves.best_checkpoint,
-        "last_checkpoint": curves.last_checkpoint,
-    }
+    stopped = outcome.stopped_by == STOPPED_BY_WATCHDOG
     try:
-        if outcome.stopped_by == STOPPED_BY_WATCHDOG:
-            return {**fields, **watchdog_judgement(ended, outcome.decision, curves.best_checkpoint)}
-        settings = ClassifySettings(**(cfg.get("classify") or {}))
-        diagnosis = diagnose_recorded(curves, ended, settings)
+        judged = judge(ended, ClassifySettings(**(cfg.get("classify") or {})), diagnose=not stopped)
+        fields = checkpoint_fields(judged.curves)
+        if judged.note and ended.run_dir:
+            log.warning("%s: %s", ended.job_dir, judged.note)
+        if stopped:
+            return {**fields, **watchdog_judgement(ended, outcome.decision, judged.curves.best_checkpoint)}
     except Exception as exc:
         log.exception("could not diagnose %s", ended.run_dir)
-        return {**fields, "diagnosis": {"error": f"{type(exc).__name__}: {exc}"}}
-    if diagnosis is None:
+        curves, _ = run_curves(ended)
+        return {**checkpoint_fields(curves), "diagnosis": {"error": f"{type(exc).__name__}: {exc}"}}
+    if judged.diagnosis is None:
         return {**fields, "verdict": None, "diagnosis": {"reasons": [NO_EVIDENCE]}}
-    return {**fields, "verdict": diagnosis.verdict, "diagnosis": diagnosis.to_dict()}
+    return {**fields, "verdict": judged.diagnosis.verdict, "diagnosis": judged.diagnosis.to_dict()}
+
+
+def checkpoint_fields(curves: Curves) -> dict[str, Any]:
+    return {"best_checkpoint": curves.best_checkpoint, "last_checkpoint": curves.last_checkpoint}
 
 
 def watchdog_judgement(ended: RunRecord, diagnosis: Diagnosis, best: str | None) -> dict[str, Any]:

@@ -15,12 +15,10 @@ from typing import Any
 
 import yaml
 
-from swiftops.curves import read_curves
-from swiftops.diagnosis import diagnose_recorded
+from swiftops.judge import judge, run_curves
 from swiftops.record import (
     COMPLETED,
     FAILED,
-    RUNNING,
     UNREADABLE,
     RunRecord,
     find_records,
@@ -28,7 +26,6 @@ from swiftops.record import (
     unreadable_record,
 )
 from swiftops.report.formats import finite, fmt_loss
-from swiftops.runfolder import NoRunFound
 from swiftops.summary import differing_params, summary_rows
 
 VERDICT_ORDER = ("converged", "underfit", "overfit", "failed")
@@ -112,38 +109,19 @@ def load_run(path: Path) -> RunView:
         record = read_record(path)
     except (OSError, ValueError, TypeError) as exc:
         return RunView(unreadable_record(path, exc), curves_note="run.json could not be read")
-    curves, note = read_run_curves(record)
     diagnosis = dict(record.diagnosis or {})
-    provisional = False
-    if curves is not None and not diagnosis.get("figures"):
-        # a running job, or one whose diagnosis failed: judge the curves as they are now
-
-        try:
-            judged = diagnose_recorded(curves, record)
-            if judged is not None:
-                diagnosis, provisional = judged.to_dict(), True
-        except Exception as exc:  # the report must come out whatever one run holds
-            note = f"diagnosis failed: {type(exc).__name__}: {exc}"
-    return RunView(record, curves, note, diagnosis, provisional)
-
-
-def read_run_curves(record: RunRecord) -> tuple[Any, str | None]:
-    """The run's curves, or None and why not. A running job has no run_dir yet (the runner sets
-    it at the end): its output folder is read instead, for the curve so far."""
-    where = record.run_dir
-    if where is None and record.status == RUNNING and record.output_dir:
-        where = record.output_dir
-    if where is None:
-        return None, "no run folder recorded (swift wrote none)"
     try:
-        curves = read_curves(where)
-    except (NoRunFound, OSError, ValueError) as exc:
-        return None, f"curves could not be read: {exc}"
-    except Exception as exc:  # one odd run folder must not cost the whole sweep its report
-        return None, f"curves could not be read: {type(exc).__name__}: {exc}"
-    if not curves.scalars:
-        return None, f"no scalar was logged in {curves.run_dir}"
-    return curves, None
+        # a running job, or one whose diagnosis failed, is judged from its curves as they are now
+        judged = judge(record, diagnose=not diagnosis.get("figures"))
+    except Exception as exc:  # the report must come out whatever one run holds
+        curves, _ = run_curves(record)
+        note = f"diagnosis failed: {type(exc).__name__}: {exc}"
+        return RunView(record, curves if curves.scalars else None, note, diagnosis)
+    if not judged.has_curves:
+        return RunView(record, None, judged.note, diagnosis)
+    if judged.diagnosis is None:
+        return RunView(record, judged.curves, judged.note, diagnosis)
+    return RunView(record, judged.curves, judged.note, judged.diagnosis.to_dict(), provisional=True)
 
 
 # ---------------------------------------------------------------------------------------------
