@@ -1,8 +1,10 @@
 """records -> the comparison table: one row format for the console, the sweep's summary.csv and the
 report (its page, its CSV and its JSON).
 
-csv and tabulate rather than pandas: this runs at the end of every single run, where importing
-pandas cost 0.3 s of the orchestrator's ~0.8 s (benchmarks/overhead.py)."""
+csv and tabulate rather than pandas (which is therefore no dependency): this runs at the end of every
+single run, where importing pandas cost 0.3 s of the orchestrator's ~0.8 s (benchmarks/overhead.py),
+and a DataFrame would make none of it shorter: the rows are built one record at a time, and the
+console and CSV views differ in their columns."""
 
 from __future__ import annotations
 
