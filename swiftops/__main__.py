@@ -34,7 +34,7 @@ from swiftops.paths import conf_dir
 from swiftops.prepare import check_job, prepare_job
 from swiftops.record import FAILED, INTERRUPTED, write_record
 from swiftops.resume import KEEP
-from swiftops.stages import CheckpointError
+from swiftops.runfolder import CheckpointError
 from swiftops.stops import (
     follow_launcher,
     handle_stop_signals,

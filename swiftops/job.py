@@ -31,17 +31,11 @@ from swiftops.runner import (
     status_of,
     write_command_script,
 )
-from swiftops.stages import (
-    AFTER_TRAINING,
-    SKIPPED,
-    export_argv,
-    infer_argv,
-    load_run,
-    print_failures,
-    run_stage,
-    stage_failures,
-    stage_line,
-)
+from swiftops.stages.entry import AFTER_TRAINING, SKIPPED, print_failures, stage_failures, stage_line
+from swiftops.stages.existing import load_run
+from swiftops.stages.export import export_argv
+from swiftops.stages.infer import infer_argv
+from swiftops.stages.run import run_stage
 from swiftops.stops import interruption_sentence
 from swiftops.swift_log import swift_error_line
 
@@ -272,7 +266,7 @@ def load_for_stages(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     """The record of the run given by run=PATH, as this job's: its folder, overrides and lineage.
 
     Raises:
-        swiftops.stages.CheckpointError: run=PATH holds no run.
+        swiftops.runfolder.CheckpointError: run=PATH holds no run.
     """
     return replace(
         load_run(cfg["run"]),
@@ -316,7 +310,7 @@ def run_job(cfg: Mapping[str, Any], ctx: JobContext) -> RunRecord:
     export on the chosen checkpoint. Never raises for swift's failures.
 
     Raises:
-        swiftops.stages.CheckpointError: run=PATH holds no run.
+        swiftops.runfolder.CheckpointError: run=PATH holds no run.
     """
     stages = list(cfg.get("stages") or ["sft"])
     record = run_sft(cfg, ctx) if "sft" in stages else load_for_stages(cfg, ctx)

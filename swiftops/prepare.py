@@ -10,12 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from swiftops.installed_swift import SWIFT_MISSING, installed_swift_version, swift_args_for
-from swiftops.validate import (
-    looks_like_local_path,
-    strip_sampling,
-    validate_config,
-    visible_gpu_count,
-)
+from swiftops.validate import looks_like_local_path, strip_sampling, validate_config, visible_gpu_count
 
 IDENTITY_PLACEHOLDERS = ("{{NAME}}", "{{AUTHOR}}")
 

@@ -18,7 +18,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swiftops.record import RunRecord
 
 JSONL_NAME = "logging.jsonl"
 LLAMA_FACTORY_LOG = "trainer_log.jsonl"  # LLaMA-Factory's: current_steps, total_steps, loss, ...
@@ -233,6 +236,81 @@ def recorded_checkpoint(recorded: str | None, run_dir: Path) -> str | None:
         return None
     here = relocate(recorded, run_dir)
     return str(here) if here else recorded
+
+
+# ---------------------------------------------------------------------------------------------
+# the checkpoint a stage uses: ckpt=best|last|PATH
+
+
+class CheckpointError(ValueError):
+    """No checkpoint can be chosen. The message names the run and what it holds."""
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """The checkpoint a stage uses, and why that one."""
+
+    path: Path
+    rule: str  # best | last | path
+    note: str  # e.g. "lowest eval loss", "no eval loss: fell back to the last checkpoint"
+
+
+def record_run_dir(record: RunRecord) -> Path | None:
+    """The record's swift run folder: run_dir, else the newest vN-* under its output_dir."""
+    if record.run_dir and Path(record.run_dir).is_dir():
+        return Path(record.run_dir)
+    if record.output_dir and Path(record.output_dir).is_dir():
+        return newest_run_dir(Path(record.output_dir))
+    return None
+
+
+def folder_listing(path: Path | None, limit: int = 12) -> str:
+    if path is None or not path.is_dir():
+        return "nothing (the folder does not exist)"
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    if not names:
+        return "nothing (empty)"
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def choose_checkpoint(record: RunRecord, ckpt: str) -> CheckpointChoice:
+    """`ckpt=best|last|PATH` -> the checkpoint folder, with the rule that picked it.
+
+    best: the lowest eval loss (the record's best_checkpoint, else read from the run folder),
+    falling back to last when no eval ran or every eval loss was NaN. last: the record's
+    last_checkpoint, else the highest checkpoint-N. Anything else is a path, taken as it is.
+
+    Raises:
+        CheckpointError: the path does not exist, or the run has no checkpoint-N folder.
+    """
+    ckpt = str(ckpt)
+    if ckpt not in ("best", "last"):
+        path = Path(os.path.expanduser(ckpt))
+        if not path.is_dir():
+            raise CheckpointError(f"ckpt={ckpt}: no such checkpoint folder; use best, last or a folder")
+        return CheckpointChoice(path.resolve(), "path", "given")
+    run_dir = record_run_dir(record)
+    found = checkpoints(run_dir)
+    if not found:
+        where = run_dir or record.output_dir or record.job_dir
+        raise CheckpointError(
+            f"ckpt={ckpt}: the run {where} has no checkpoints (no checkpoint-N folder); it holds: "
+            f"{folder_listing(Path(where) if where else None)}. Checkpoints are saved every save_steps "
+            "(= eval_steps here): train for at least that many steps, or give ckpt=PATH"
+        )
+    if ckpt == "best":
+        best = relocate(record.best_checkpoint, run_dir) or best_checkpoint(run_dir)
+        if best is not None:
+            return CheckpointChoice(best.resolve(), "best", "lowest eval loss")
+    last = relocate(record.last_checkpoint, run_dir) or found[-1]
+    note = "no eval loss: fell back to the last checkpoint" if ckpt == "best" else "last saved"
+    return CheckpointChoice(last.resolve(), "last", note)
+
+
+def resolve_checkpoint(record: RunRecord, ckpt: str) -> Path:
+    """`ckpt=best|last|PATH` -> the checkpoint folder (see choose_checkpoint)."""
+    return choose_checkpoint(record, ckpt).path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from conftest import commands_with
 from helpers_cli import swiftops
 
 from swiftops.record import read_record
-from swiftops.stages import choose_checkpoint
+from swiftops.runfolder import choose_checkpoint
 
 pytestmark = pytest.mark.integration
 

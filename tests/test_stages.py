@@ -11,16 +11,10 @@ import pytest
 
 from swiftops.job import run_stages
 from swiftops.record import RunRecord, read_record, write_record
-from swiftops.runfolder import checkpoints
-from swiftops.stages import (
-    CheckpointError,
-    baseline_score,
-    choose_checkpoint,
-    load_run,
-    print_failures,
-    resolve_checkpoint,
-    stage_failures,
-)
+from swiftops.runfolder import CheckpointError, checkpoints, choose_checkpoint, resolve_checkpoint
+from swiftops.stages.entry import print_failures, stage_failures
+from swiftops.stages.existing import load_run
+from swiftops.stages.infer import baseline_score
 
 
 def make_run(
@@ -382,7 +376,7 @@ def test_parallel_jobs_wait_for_one_baseline(tmp_path, fake_swift, calls):
 def test_a_running_baseline_does_not_hold_up_another_base_models_one(
     tmp_path, fake_swift, calls, monkeypatch
 ):
-    import swiftops.stages as stages
+    import swiftops.stages.infer as stages
 
     sweep = tmp_path / "sweep"
     cfg = stage_cfg(tmp_path, ["infer"])
@@ -509,10 +503,12 @@ def test_the_baseline_is_the_base_model_the_adapter_was_trained_from(tmp_path, f
 
 
 def test_ctrl_c_in_a_stage_marks_the_job_interrupted_and_skips_the_rest(tmp_path, monkeypatch, calls):
-    import swiftops.stages as stages
+    import swiftops.stages.export
+    import swiftops.stages.infer
     from swiftops.runner import Outcome
 
-    monkeypatch.setattr(stages, "run_swift", lambda argv, **kw: Outcome(-2, True, "now", 0.5))
+    for stage in (swiftops.stages.infer, swiftops.stages.export):  # each runs its own swift
+        monkeypatch.setattr(stage, "run_swift", lambda argv, **kw: Outcome(-2, True, "now", 0.5))
     record, _ = trained_job(tmp_path)
     cfg = stage_cfg(tmp_path, ["sft", "infer", "export"])
     record = run_stages(cfg, record, job_dir=Path(record.job_dir), swift_bin="swift", progress=False)

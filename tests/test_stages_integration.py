@@ -16,7 +16,8 @@ from swiftops.configs import job_config
 from swiftops.installed_swift import find_swift
 from swiftops.job import run_stages
 from swiftops.record import read_record
-from swiftops.stages import choose_checkpoint, load_run, resolve_checkpoint
+from swiftops.runfolder import choose_checkpoint, resolve_checkpoint
+from swiftops.stages.existing import load_run
 
 pytestmark = pytest.mark.integration
 

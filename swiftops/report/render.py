@@ -18,10 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from swiftops.atomic_write import write_text_atomically
 from swiftops.autotune import read_path
-from swiftops.record import (
-    COMPLETED,
-    json_safe,
-)
+from swiftops.record import COMPLETED, json_safe
 from swiftops.report import plots
 from swiftops.report.data import (
     NO_VERDICT,

@@ -8,9 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from swiftops.record import (
-    COMPLETED,
-)
+from swiftops.record import COMPLETED
 from swiftops.report.data import RunView, nonempty_series
 from swiftops.report.formats import finite, fmt_value
 from swiftops.report.plots import Line, RunPlot, heatmap, overlay, run_plots
