@@ -18,10 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from swiftops.record import RunRecord
+from typing import Any, Protocol
 
 JSONL_NAME = "logging.jsonl"
 LLAMA_FACTORY_LOG = "trainer_log.jsonl"  # LLaMA-Factory's: current_steps, total_steps, loss, ...
@@ -246,6 +243,16 @@ class CheckpointError(ValueError):
     """No checkpoint can be chosen. The message names the run and what it holds."""
 
 
+class RecordedRun(Protocol):
+    """What the checkpoint choice reads of a run's record (swiftops.record.RunRecord)."""
+
+    job_dir: str
+    output_dir: str | None
+    run_dir: str | None
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+
+
 @dataclass(frozen=True)
 class CheckpointChoice:
     """The checkpoint a stage uses, and why that one."""
@@ -255,7 +262,7 @@ class CheckpointChoice:
     note: str  # e.g. "lowest eval loss", "no eval loss: fell back to the last checkpoint"
 
 
-def record_run_dir(record: RunRecord) -> Path | None:
+def record_run_dir(record: RecordedRun) -> Path | None:
     """The record's swift run folder: run_dir, else the newest vN-* under its output_dir."""
     if record.run_dir and Path(record.run_dir).is_dir():
         return Path(record.run_dir)
@@ -274,7 +281,7 @@ def folder_listing(path: Path | None, limit: int = 12) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def choose_checkpoint(record: RunRecord, ckpt: str) -> CheckpointChoice:
+def choose_checkpoint(record: RecordedRun, ckpt: str) -> CheckpointChoice:
     """`ckpt=best|last|PATH` -> the checkpoint folder, with the rule that picked it.
 
     best: the lowest eval loss (the record's best_checkpoint, else read from the run folder),
@@ -308,7 +315,7 @@ def choose_checkpoint(record: RunRecord, ckpt: str) -> CheckpointChoice:
     return CheckpointChoice(last.resolve(), "last", note)
 
 
-def resolve_checkpoint(record: RunRecord, ckpt: str) -> Path:
+def resolve_checkpoint(record: RecordedRun, ckpt: str) -> Path:
     """`ckpt=best|last|PATH` -> the checkpoint folder (see choose_checkpoint)."""
     return choose_checkpoint(record, ckpt).path
 
