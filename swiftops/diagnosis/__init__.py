@@ -13,13 +13,15 @@ Its parts:
 
 - settings: the thresholds (ClassifySettings), each explained once;
 - signal: the statistics (a loss on a log scale with its own noise, Theil-Sen trends, "learned");
+- evidence: what the rules read (Evidence, prepared once) and return (Finding);
 - rules: the verdict rules as one ordered table (RULES; the watchdog runs WATCHDOG_RULES of it);
 - advice: the next step, following the cause;
 - verdict: diagnose(), which puts them together, and the watchdog's verdict.
 """
 
 from swiftops.diagnosis.advice import NextStep
-from swiftops.diagnosis.rules import RULES, WATCHDOG_RULES, Finding
+from swiftops.diagnosis.evidence import Finding
+from swiftops.diagnosis.rules import RULES, WATCHDOG_RULES
 from swiftops.diagnosis.settings import ClassifySettings
 from swiftops.diagnosis.verdict import (
     FIGURES,

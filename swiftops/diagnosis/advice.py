@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from swiftops.curves import EPOCH, Curves
-from swiftops.diagnosis.rules import Finding
+from swiftops.diagnosis.evidence import Finding
 from swiftops.diagnosis.settings import ClassifySettings
 
 DIVERGED = ("not_finite", "ended_above_start")

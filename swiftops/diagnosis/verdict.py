@@ -14,7 +14,8 @@ import numpy as np
 
 from swiftops.curves import TRAIN_LOSS, Curves, Series, curves_until
 from swiftops.diagnosis.advice import NextStep, RunState, alternative_steps, next_step
-from swiftops.diagnosis.rules import RULES, WATCHDOG_RULES, Evidence, Finding, first_finding, observations
+from swiftops.diagnosis.evidence import Evidence, Finding
+from swiftops.diagnosis.rules import RULES, WATCHDOG_RULES, first_finding, observations
 from swiftops.diagnosis.settings import ClassifySettings
 from swiftops.diagnosis.signal import end_trend
 from swiftops.record import INTERRUPTED, RUNNING, RunRecord, json_safe
