@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from swiftops.command import build_sft_argv, run_params, swift_env
 from swiftops.installed_swift import installed_swift_version
 from swiftops.job_progress import Progress
+from swiftops.leases import job_lease
+from swiftops.prepare import check_job, prepare_job
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, read_record, write_record
-from swiftops.resume import decide
-from swiftops.runfolder import last_resumable_checkpoint, newest_run_dir
+from swiftops.resume import KEEP, decide
+from swiftops.runfolder import CheckpointError, last_resumable_checkpoint, newest_run_dir
 from swiftops.runner import (
     STOPPED_BY_WATCHDOG,
     Outcome,
@@ -36,8 +39,9 @@ from swiftops.stages.existing import load_run
 from swiftops.stages.export import export_argv
 from swiftops.stages.infer import infer_argv
 from swiftops.stages.run import run_stage
-from swiftops.stops import interruption_sentence
+from swiftops.stops import interruption_sentence, stop_requested
 from swiftops.swift_log import swift_error_line
+from swiftops.validate import ConfigError, refuse
 
 if TYPE_CHECKING:
     from swiftops.curves import Curves
@@ -353,3 +357,88 @@ def planned_commands(cfg: Mapping[str, Any], ctx: JobContext) -> list[list[str]]
 def outcome_exit_status(record: RunRecord) -> int:
     """0 when the job completed, 1 when it failed, 130 when interrupted (as a shell would)."""
     return {COMPLETED: 0, FAILED: 1, INTERRUPTED: 130}.get(record.status, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the job as the app runs it
+
+
+def run(plain: dict, ctx: JobContext, swift_found: bool) -> RunRecord | None:
+    """The job, start to end: its record (None for dry_run). Refused when its config can't run
+    (a single run exits 2; a sweep's job is recorded failed), skipped after a stop, kept or
+    resumed under resume=true, else run (run_job), holding its GPU lease throughout."""
+    problems = check_job(plain, swift_found=swift_found)
+    if problems:
+        error = ConfigError(problems)
+        if ctx.sweep_dir is None:
+            refuse(error)  # a single run: stop before anything runs, with the reasons
+        log.error("%s", error)  # a sweep job (a swept config group): record it, the sweep goes on
+        return record_failure(plain, ctx, str(error))
+
+    if plain.get("dry_run"):
+        print_commands(plain, ctx)
+        return None
+
+    if stop_requested():  # a stop signal came between jobs: record, don't start
+        return skipped_record(plain, ctx, not_started_reason())
+
+    if plain.get("resume"):
+        decision, earlier = earlier_decision(ctx)
+        log.info("%s: %s", ctx.label, decision.text)
+        ctx = replace(ctx, resume=decision.to_dict())
+        if earlier is not None and decision.action == KEEP:
+            return keep(earlier, decision)
+        if decision.checkpoint:
+            plain = with_resume_checkpoint(plain, decision.checkpoint)
+
+    try:
+        with job_lease(plain, ctx) as leased:
+            if leased is None:  # a stop came while the job waited for GPUs
+                return skipped_record(plain, ctx, not_started_reason())
+            plain = prepare_job(leased, ctx.job_dir)
+            return run_job(plain, ctx)
+    except CheckpointError as exc:  # run=PATH holds no run: bad input, named like the others
+        if ctx.sweep_dir is None:
+            refuse(ConfigError([str(exc)]))
+        return record_failure(plain, ctx, str(exc))
+    except Exception as exc:
+        if ctx.sweep_dir is None:
+            raise
+        # a bug of ours in one job must not cost the sweep its other jobs or its table
+        log.exception("job %s failed inside swiftops", ctx.job_dir)
+        return record_failure(plain, ctx, f"swiftops error: {type(exc).__name__}: {exc}")
+
+
+def print_commands(plain: dict, ctx) -> None:
+    """dry_run=true: the command of each stage of the job, runnable as printed."""
+    env = "".join(f"{k}={shlex.quote(v)} " for k, v in job_env_changes(plain).items())
+    lines = [f"# {ctx.label}: {' '.join(ctx.overrides) or '(defaults)'}"]
+    lines += [env + shlex.join(argv) for argv in planned_commands(plain, ctx)]
+    print("\n".join(lines), flush=True)
+
+
+def record_failure(plain: dict, ctx, error: str):
+    """run.json for a job that could not launch swift at all; returns the record."""
+    record = replace(new_record(plain, ctx), status=FAILED, error=error)
+    try:
+        write_record(record)
+    except OSError as exc:  # a full disk or a folder gone: the log keeps the reason
+        log.error("could not write the record of %s (%s): %s", ctx.job_dir, exc, error)
+    return record
+
+
+def keep(earlier, decision):
+    """resume=true on a completed job: its record as it was, with the decision noted."""
+    kept = replace(earlier, resume=decision.to_dict())
+    write_record(kept)
+    return kept
+
+
+def with_resume_checkpoint(plain: dict, checkpoint: str) -> dict:
+    """The job's config with swift told to continue from checkpoint (--resume_from_checkpoint)."""
+    return {**plain, "args": {**(plain.get("args") or {}), "resume_from_checkpoint": checkpoint}}
+
+
+def not_started_reason() -> str:
+    signal_name = stop_requested()
+    return "not started: the sweep was interrupted" + (f" ({signal_name})" if signal_name else "")

@@ -264,9 +264,9 @@ def test_a_job_that_raises_out_of_the_app_is_recorded_failed_and_the_sweep_close
 ):
     """A defect that escapes even the app's own catch (here its record of the failure raises too)
     would make Hydra skip the end of the sweep: the callback turns the job into a failed one."""
-    import swiftops.__main__ as app
+    import swiftops.job as job
 
-    real_run_job, real_new_record = app.run_job, app.new_record
+    real_run_job, real_new_record = job.run_job, job.new_record
 
     def broken_in_job_1(run):
         def call(cfg, ctx):
@@ -276,8 +276,8 @@ def test_a_job_that_raises_out_of_the_app_is_recorded_failed_and_the_sweep_close
 
         return call
 
-    monkeypatch.setattr(app, "run_job", broken_in_job_1(real_run_job))
-    monkeypatch.setattr(app, "new_record", broken_in_job_1(real_new_record))
+    monkeypatch.setattr(job, "run_job", broken_in_job_1(real_run_job))
+    monkeypatch.setattr(job, "new_record", broken_in_job_1(real_new_record))
     sweep_dir = tmp_path / "sweep"
     with run_sweep(hydra_sweep_runner, sweep_dir, [*inputs, LRS]) as sweep:
         assert [r.return_value for r in sweep.returns[0]] == ["completed", "failed", "completed"]
