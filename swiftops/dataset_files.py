@@ -1,7 +1,9 @@
-"""Local dataset files checked the way swift will read them, before swift starts: the file is there
-and not empty, each row is a JSON object (a .jsonl line, an item of a .json list, a .csv header),
-and the rows carry a column layout one of swift's preprocessors accepts. Without this, an empty or
-malformed file passes every check and swift dies 12-16 s later (`StopIteration`, a pyarrow error).
+"""Local dataset files: which entries of data.dataset name a file rather than a hub id (the one
+place that tells), and those files checked the way swift will read them, before swift starts: the
+file is there and not empty, each row is a JSON object (a .jsonl line, an item of a .json list, a
+.csv header), and the rows carry a column layout one of swift's preprocessors accepts. Without
+this, an empty or malformed file passes every check and swift dies 12-16 s later (`StopIteration`,
+a pyarrow error).
 
 The column names are ms-swift's own (swift/dataset/preprocessor/core.py, 3.x and 4.x alike): the
 one place swiftops names them. Matched case-insensitively, as swift's column renaming does."""
@@ -13,7 +15,39 @@ import functools
 import io
 import json
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+# file endings swift reads as local datasets; anything else without a path prefix is a hub id
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".parquet", ".tsv")
+
+
+def looks_like_local_path(entry: str) -> bool:
+    """A dataset or model entry that names a local path rather than a hub id."""
+    entry = strip_sampling(entry)
+    return entry.startswith(("/", "./", "../", "~")) or entry.lower().endswith(DATA_FILE_SUFFIXES)
+
+
+def local_path(entry: str) -> str | None:
+    """The file a dataset entry names ('~/data.jsonl#500' -> '/home/me/data.jsonl'); None for a hub id."""
+    return os.path.expanduser(strip_sampling(entry)) if looks_like_local_path(entry) else None
+
+
+def strip_sampling(entry: str) -> str:
+    """'org/set#500' -> 'org/set' (swift's sampling suffix)."""
+    return re.sub(r"#\d+$", "", str(entry))
+
+
+def dataset_entries(data: Mapping[str, Any], key: str) -> list[Any]:
+    """data.dataset or data.val_dataset as a list (a bare string is one entry; swiftops.configs
+    already makes it a list, this keeps a hand-made config from being read one character at a time)."""
+    value = data.get(key)
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return list(value or [])
+
 
 # MessagesPreprocessor: a list of {role, content} (or {from, value}) turns
 MESSAGES_COLUMNS = ("messages", "conversation", "conversations")

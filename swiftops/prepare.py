@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from swiftops.dataset_files import local_path, strip_sampling
 from swiftops.installed_swift import SWIFT_MISSING, installed_swift_version, swift_args_for
-from swiftops.validate import looks_like_local_path, strip_sampling, validate_config, visible_gpu_count
+from swiftops.validate import validate_config, visible_gpu_count
 
 IDENTITY_PLACEHOLDERS = ("{{NAME}}", "{{AUTHOR}}")
 
@@ -106,9 +107,9 @@ def prepare_job(cfg: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         for key in ("dataset", "val_dataset"):
             entries = []
             for entry in data.get(key) or []:
-                local = Path(os.path.expanduser(strip_sampling(entry)))
-                if looks_like_local_path(entry) and local.is_file() and has_identity_placeholders(local):
-                    filled = materialize_identity(local, job_dir / "data", name, author)
+                local = local_path(entry)
+                if local and Path(local).is_file() and has_identity_placeholders(Path(local)):
+                    filled = materialize_identity(Path(local), job_dir / "data", name, author)
                     entry = str(filled) + entry[len(strip_sampling(entry)) :]
                 entries.append(entry)
             data[key] = entries

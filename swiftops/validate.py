@@ -7,7 +7,6 @@ import difflib
 import functools
 import math
 import os
-import re
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import fields
@@ -15,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from swiftops.command import EARLY_STOP_SINCE, SHORT_KEYS, flag_name, is_list, sft_flags
-from swiftops.dataset_files import file_problem
+from swiftops.dataset_files import dataset_entries, file_problem, local_path
 from swiftops.installed_swift import Version
 
 STAGES = ("sft", "infer", "export")
 CHECKPOINT_CHOICES = ("best", "last")
-# file endings swift reads as local datasets; anything else without a path prefix is a hub id
-DATA_FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".txt", ".parquet", ".tsv")
 
 
 class ConfigError(ValueError):
@@ -170,26 +167,6 @@ def unknown_flag_problems(
     return problems
 
 
-def looks_like_local_path(entry: str) -> bool:
-    """A dataset or model entry that names a local path rather than a hub id."""
-    entry = strip_sampling(entry)
-    return entry.startswith(("/", "./", "../", "~")) or entry.lower().endswith(DATA_FILE_SUFFIXES)
-
-
-def strip_sampling(entry: str) -> str:
-    """'org/set#500' -> 'org/set' (swift's sampling suffix)."""
-    return re.sub(r"#\d+$", "", str(entry))
-
-
-def dataset_entries(data: Mapping[str, Any], key: str) -> list[Any]:
-    """data.dataset or data.val_dataset as a list (a bare string is one entry; swiftops.configs
-    already makes it a list, this keeps a hand-made config from being read one character at a time)."""
-    value = data.get(key)
-    if isinstance(value, str):
-        return [value] if value.strip() else []
-    return list(value or [])
-
-
 def dataset_problems(
     cfg: Mapping[str, Any], path_exists: Callable[[str], bool] = os.path.exists
 ) -> list[str]:
@@ -201,9 +178,9 @@ def dataset_problems(
     problems = []
     for key in ("dataset", "val_dataset"):
         for entry in dataset_entries(cfg.get("data") or {}, key):
-            if not looks_like_local_path(entry):
+            local = local_path(entry)
+            if local is None:  # a hub id: swift's to fetch
                 continue
-            local = os.path.expanduser(strip_sampling(entry))
             if not path_exists(local):
                 problems.append(f"data.{key}: {entry!r} does not exist; give an existing file or a hub id")
             elif problem := file_problem(local, columns_mapped):
@@ -272,7 +249,7 @@ def validate_config(
         test = data.get("test_dataset")
         if not test:
             problems.append("stages includes infer but data.test_dataset is null; set it to a .jsonl file")
-        elif looks_like_local_path(test) and not path_exists(os.path.expanduser(test)):
+        elif (local := local_path(test)) is not None and not path_exists(local):
             problems.append(f"data.test_dataset = {test!r} does not exist; the infer stage needs it")
     if "sft" not in stages and set(stages) & {"infer", "export"} and not cfg.get("run"):
         problems.append("stages without sft need run=PATH: the job or run folder to take checkpoints from")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from swiftops.validate import ConfigError, looks_like_local_path, validate_config
+from swiftops.dataset_files import looks_like_local_path
+from swiftops.validate import ConfigError, validate_config
 
 
 def problems_for(composed, overrides, exists=lambda p: True):

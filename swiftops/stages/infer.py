@@ -15,6 +15,7 @@ from typing import Any
 from filelock import FileLock
 
 from swiftops.command import build_infer_argv, swift_env
+from swiftops.dataset_files import local_path
 from swiftops.installed_swift import installed_swift_version
 from swiftops.prepare import has_identity_placeholders, materialize_identity, pair
 from swiftops.record import COMPLETED, FAILED, INTERRUPTED, RunRecord
@@ -68,7 +69,7 @@ def resolve_test_set(cfg: Mapping[str, Any], out_dir: Path) -> str:
     """The test set for swift infer. A local self-cognition file with {{NAME}}/{{AUTHOR}} gets
     a filled copy in out_dir (as the training data does), so references name the model."""
     test = str(cfg["data"]["test_dataset"])
-    local = Path(os.path.expanduser(test))
+    local = Path(local_path(test) or test)
     name, author = pair(cfg["data"].get("model_name")), pair(cfg["data"].get("model_author"))
     if (name or author) and local.is_file() and has_identity_placeholders(local):
         return str(materialize_identity(local, out_dir / "data", name, author))
