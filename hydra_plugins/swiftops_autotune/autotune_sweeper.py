@@ -166,10 +166,11 @@ class AutotuneSweeper(Sweeper):
         autotune section; from the overrides alone where it can't be composed."""
         from swiftops.autotune import plain_identity
         from swiftops.configs import job_config
+        from swiftops.sweep_check import compose_job
 
         assert self.hydra_context is not None and self.config is not None
-        try:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        try:  # composed as every job of a sweep is (resume, SLURM)
+            cfg, _ = compose_job(self.hydra_context.config_loader, self.config, list(overrides), 0)
             plain = job_config(cfg)
         except Exception:  # composition errors surface when the round is validated
             return plain_identity(overrides)
