@@ -70,7 +70,10 @@ def classify_target(target: Target, settings: ClassifySettings) -> dict[str, Any
             record = read_record(target.job_dir)
         except (OSError, ValueError, TypeError):
             record = None
-    diagnosis = judge(record, settings, run_dir=target.run_dir).diagnosis
+    judged = judge(record, settings, run_dir=target.run_dir)
+    if judged.error is not None:
+        raise judged.error  # main() reports it as this run's error, after every other run's result
+    diagnosis = judged.diagnosis
     result = {"path": str(target.run_dir or target.job_dir)}
     result["job_dir"] = str(target.job_dir) if target.job_dir else None
     if diagnosis is None:

@@ -44,7 +44,6 @@ from swiftops.swift_log import swift_error_line
 from swiftops.validate import ConfigError, refuse
 
 if TYPE_CHECKING:
-    from swiftops.curves import Curves
     from swiftops.diagnosis import Diagnosis
     from swiftops.resume import Decision
     from swiftops.watchdog import Watchdog
@@ -146,27 +145,28 @@ def judgement(ended: RunRecord, cfg: Mapping[str, Any], outcome: Outcome) -> dic
     of the stop says nothing). A defect in the diagnosis costs the job its verdict, not its record."""
     # here, not at the top: the diagnosis (numpy) stays out of the orchestrator's start-up
     from swiftops.diagnosis import NO_EVIDENCE, ClassifySettings
-    from swiftops.judge import judge, run_curves
+    from swiftops.judge import judge
 
     stopped = outcome.stopped_by == STOPPED_BY_WATCHDOG
+    # the classify keys were checked before the run (validate.classify_problems)
+    judged = judge(ended, ClassifySettings(**(cfg.get("classify") or {})), diagnose=not stopped)
+    fields = {
+        "best_checkpoint": judged.curves.best_checkpoint,
+        "last_checkpoint": judged.curves.last_checkpoint,
+    }
+    if judged.note and ended.run_dir:
+        log.warning("%s: %s", ended.job_dir, judged.note)
     try:
-        judged = judge(ended, ClassifySettings(**(cfg.get("classify") or {})), diagnose=not stopped)
-        fields = checkpoint_fields(judged.curves)
-        if judged.note and ended.run_dir:
-            log.warning("%s: %s", ended.job_dir, judged.note)
         if stopped:
             return {**fields, **watchdog_judgement(ended, outcome.decision, judged.curves.best_checkpoint)}
+        if judged.error is not None:
+            raise judged.error
     except Exception as exc:
         log.exception("could not diagnose %s", ended.run_dir)
-        curves, _ = run_curves(ended)
-        return {**checkpoint_fields(curves), "diagnosis": {"error": f"{type(exc).__name__}: {exc}"}}
+        return {**fields, "diagnosis": {"error": f"{type(exc).__name__}: {exc}"}}
     if judged.diagnosis is None:
         return {**fields, "verdict": None, "diagnosis": {"reasons": [NO_EVIDENCE]}}
     return {**fields, "verdict": judged.diagnosis.verdict, "diagnosis": judged.diagnosis.to_dict()}
-
-
-def checkpoint_fields(curves: Curves) -> dict[str, Any]:
-    return {"best_checkpoint": curves.best_checkpoint, "last_checkpoint": curves.last_checkpoint}
 
 
 def watchdog_judgement(ended: RunRecord, diagnosis: Diagnosis, best: str | None) -> dict[str, Any]:

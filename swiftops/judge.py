@@ -18,8 +18,9 @@ from swiftops.runfolder import NoRunFound
 @dataclass
 class Judgement:
     curves: Curves  # empty (no scalars) when there are none to read; note says why
-    diagnosis: Diagnosis | None  # None: not asked for, or no evidence yet (no logged loss)
+    diagnosis: Diagnosis | None  # None: not asked for, no evidence yet (no logged loss), or error
     note: str | None = None  # why the curves are empty
+    error: Exception | None = None  # a defect in the diagnosis, its traceback kept
 
     @property
     def has_curves(self) -> bool:
@@ -67,8 +68,13 @@ def judge(
     diagnose: bool = True,
 ) -> Judgement:
     """The run's curves and, unless diagnose is False, its diagnosis with what its record knows
-    (diagnosis.diagnose_recorded). A defect in the diagnosis raises: the caller decides what it
-    costs (a job its verdict, a report one row's, classify its exit status)."""
+    (diagnosis.diagnose_recorded). A defect in the diagnosis is returned as error, with the curves
+    read all the same: the caller decides what it costs (a job its verdict, a report one row's,
+    classify its exit status)."""
     curves, note = run_curves(record, run_dir)
-    diagnosis = diagnose_recorded(curves, record, settings, run_dir=run_dir) if diagnose else None
-    return Judgement(curves, diagnosis, note)
+    if not diagnose:
+        return Judgement(curves, None, note)
+    try:
+        return Judgement(curves, diagnose_recorded(curves, record, settings, run_dir=run_dir), note)
+    except Exception as exc:
+        return Judgement(curves, None, note, error=exc)

@@ -40,3 +40,19 @@ def test_no_run_folder_or_an_unreadable_one_gives_empty_curves_and_says_why(tmp_
     assert not gone.has_curves and gone.note.startswith("could not read the curves:")
     # interrupted before its first loss: no evidence, no verdict
     assert judge(record(tmp_path, status="interrupted")).diagnosis is None
+
+
+def test_a_defect_in_the_diagnosis_comes_back_as_error_with_the_curves_read(tmp_path, monkeypatch):
+    import swiftops.judge
+
+    run = tmp_path / "output" / "v0-20260101-000000"
+    steps = steps_of(20)
+    write_jsonl(run, (steps, decay(steps, 3.0, 1.0, 0.1)), max_steps=20)
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in a rule")
+
+    monkeypatch.setattr(swiftops.judge, "diagnose_recorded", broken)
+    judged = judge(record(tmp_path, run_dir=str(run), exit_code=0))
+    assert judged.has_curves and judged.diagnosis is None
+    assert isinstance(judged.error, ZeroDivisionError)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from swiftops.judge import judge, run_curves
+from swiftops.judge import judge
 from swiftops.record import (
     COMPLETED,
     FAILED,
@@ -110,18 +110,16 @@ def load_run(path: Path) -> RunView:
     except (OSError, ValueError, TypeError) as exc:
         return RunView(unreadable_record(path, exc), curves_note="run.json could not be read")
     diagnosis = dict(record.diagnosis or {})
-    try:
-        # a running job, or one whose diagnosis failed, is judged from its curves as they are now
-        judged = judge(record, diagnose=not diagnosis.get("figures"))
-    except Exception as exc:  # the report must come out whatever one run holds
-        curves, _ = run_curves(record)
-        note = f"diagnosis failed: {type(exc).__name__}: {exc}"
-        return RunView(record, curves if curves.scalars else None, note, diagnosis)
-    if not judged.has_curves:
-        return RunView(record, None, judged.note, diagnosis)
-    if judged.diagnosis is None:
-        return RunView(record, judged.curves, judged.note, diagnosis)
-    return RunView(record, judged.curves, judged.note, judged.diagnosis.to_dict(), provisional=True)
+    # a running job, or one whose diagnosis failed, is judged from its curves as they are now
+    judged = judge(record, diagnose=not diagnosis.get("figures"))
+    curves = judged.curves if judged.has_curves else None
+    if judged.error is not None:  # the report must come out whatever one run holds
+        return RunView(
+            record, curves, f"diagnosis failed: {type(judged.error).__name__}: {judged.error}", diagnosis
+        )
+    if curves is None or judged.diagnosis is None:
+        return RunView(record, curves, judged.note, diagnosis)
+    return RunView(record, curves, judged.note, judged.diagnosis.to_dict(), provisional=True)
 
 
 # ---------------------------------------------------------------------------------------------
